@@ -1,0 +1,242 @@
+//! The command line of `vectron` (API.md §1): every subcommand and flag, each
+//! flag also settable as `VECTRON_<FLAG>`. Parsing only; no I/O.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Vectron: a distributed vector database.
+#[derive(Debug, Parser)]
+#[command(name = "vectron", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The roles and tools of the `vectron` binary.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run PD, one worker, auth and gateway in one process (replication factor 1).
+    Dev(DevArgs),
+    /// Run a real multi-process cluster on loopback until Ctrl-C.
+    Playground(PlaygroundArgs),
+    /// Run one placement-driver node.
+    Pd(PdArgs),
+    /// Run a worker that hosts shard replicas.
+    Worker(WorkerArgs),
+    /// Run the auth service.
+    Auth(AuthArgs),
+    /// Run the gateway serving the public REST and gRPC API.
+    Gateway(GatewayArgs),
+    /// Print the version.
+    Version,
+}
+
+fn host_port(value: &str) -> Result<String, String> {
+    vectron_config::parse_host_port("address", value).map_err(|e| e.to_string())
+}
+
+/// `vectron dev`.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Directory holding all data of the embedded cluster.
+    #[arg(long, env = "VECTRON_DATA_DIR", default_value = "./vectron-data")]
+    pub data_dir: PathBuf,
+    /// Address of the REST API.
+    #[arg(long, env = "VECTRON_HTTP_ADDR", default_value = "127.0.0.1:7333")]
+    pub http_addr: SocketAddr,
+    /// Address of the public gRPC API.
+    #[arg(long, env = "VECTRON_GRPC_ADDR", default_value = "127.0.0.1:7334")]
+    pub grpc_addr: SocketAddr,
+    /// Require credentials (off by default: every request is allowed).
+    #[arg(long, env = "VECTRON_AUTH")]
+    pub auth: bool,
+    /// File holding the first admin's password (else VECTRON_ADMIN_PASSWORD).
+    #[arg(long, env = "VECTRON_ADMIN_PASSWORD_FILE")]
+    pub admin_password_file: Option<PathBuf>,
+}
+
+/// `vectron playground`.
+#[derive(Debug, Args)]
+pub struct PlaygroundArgs {
+    /// Number of PD nodes (odd).
+    #[arg(long, env = "VECTRON_PD", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=7))]
+    pub pd: u32,
+    /// Number of workers.
+    #[arg(long, env = "VECTRON_WORKERS", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub workers: u32,
+    /// Gateway HTTP port; gRPC is base-port+1 and the other processes follow.
+    #[arg(long, env = "VECTRON_BASE_PORT", default_value_t = 17000,
+          value_parser = clap::value_parser!(u16).range(1024..=60000))]
+    pub base_port: u16,
+    /// Directory holding every process's data dir.
+    #[arg(long, env = "VECTRON_DATA_DIR", default_value = "./vectron-playground")]
+    pub data_dir: PathBuf,
+    /// Require credentials.
+    #[arg(long, env = "VECTRON_AUTH")]
+    pub auth: bool,
+    /// File holding the first admin's password (else VECTRON_ADMIN_PASSWORD).
+    #[arg(long, env = "VECTRON_ADMIN_PASSWORD_FILE")]
+    pub admin_password_file: Option<PathBuf>,
+}
+
+/// `vectron pd`.
+#[derive(Debug, Args)]
+pub struct PdArgs {
+    /// This node's id in the PD Raft group (positive, stable across restarts).
+    #[arg(long, env = "VECTRON_NODE_ID",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub node_id: u64,
+    /// Address to listen on for the PD API and Raft traffic.
+    #[arg(long, env = "VECTRON_ADDR", default_value = "127.0.0.1:7400")]
+    pub addr: SocketAddr,
+    /// Address other nodes use to reach this one (defaults to --addr).
+    #[arg(long, env = "VECTRON_ADVERTISE_ADDR", value_parser = host_port)]
+    pub advertise_addr: Option<String>,
+    /// Every founding member as "1=host:port,2=host:port,3=host:port"; give
+    /// every node the same list.
+    #[arg(
+        long,
+        env = "VECTRON_INITIAL_MEMBERS",
+        conflicts_with = "join",
+        required_unless_present = "join"
+    )]
+    pub initial_members: Option<String>,
+    /// Directory for the Raft log, snapshots and state.
+    #[arg(long, env = "VECTRON_DATA_DIR", default_value = "./vectron-pd")]
+    pub data_dir: PathBuf,
+    /// Address of a running PD node; this node joins that cluster instead of
+    /// bootstrapping one.
+    #[arg(long, env = "VECTRON_JOIN", value_parser = host_port)]
+    pub join: Option<String>,
+}
+
+/// `vectron worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Name under which the worker registers with PD (defaults to the hostname).
+    #[arg(long, env = "VECTRON_NAME")]
+    pub name: Option<String>,
+    /// Address to listen on for shard operations and Raft traffic.
+    #[arg(long, env = "VECTRON_ADDR", default_value = "127.0.0.1:7500")]
+    pub addr: SocketAddr,
+    /// Address PD, gateways and peers use to reach this worker (defaults to --addr).
+    #[arg(long, env = "VECTRON_ADVERTISE_ADDR", value_parser = host_port)]
+    pub advertise_addr: Option<String>,
+    /// PD endpoints, "host:port,host:port".
+    #[arg(long, env = "VECTRON_PD_ENDPOINTS", default_value = "127.0.0.1:7400")]
+    pub pd_endpoints: String,
+    /// Directory for the RocksDB store, index segments and the worker id.
+    #[arg(long, env = "VECTRON_DATA_DIR", default_value = "./vectron-worker")]
+    pub data_dir: PathBuf,
+    /// Failure zone (rack, availability zone); replicas spread across zones.
+    #[arg(long, env = "VECTRON_ZONE", default_value = "")]
+    pub zone: String,
+}
+
+/// `vectron auth`.
+#[derive(Debug, Args)]
+pub struct AuthArgs {
+    /// Address to listen on for the auth gRPC API.
+    #[arg(long, env = "VECTRON_ADDR", default_value = "127.0.0.1:7600")]
+    pub addr: SocketAddr,
+    /// PD endpoints, "host:port,host:port".
+    #[arg(long, env = "VECTRON_PD_ENDPOINTS", default_value = "127.0.0.1:7400")]
+    pub pd_endpoints: String,
+    /// File holding the JWT signing secret (at least 32 bytes).
+    #[arg(long, env = "VECTRON_JWT_SECRET_FILE")]
+    pub jwt_secret_file: PathBuf,
+    /// File holding the first admin's password (else VECTRON_ADMIN_PASSWORD).
+    #[arg(long, env = "VECTRON_ADMIN_PASSWORD_FILE")]
+    pub admin_password_file: Option<PathBuf>,
+}
+
+/// `vectron gateway`.
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Address of the REST API.
+    #[arg(long, env = "VECTRON_HTTP_ADDR", default_value = "127.0.0.1:7333")]
+    pub http_addr: SocketAddr,
+    /// Address of the public gRPC API.
+    #[arg(long, env = "VECTRON_GRPC_ADDR", default_value = "127.0.0.1:7334")]
+    pub grpc_addr: SocketAddr,
+    /// PD endpoints, "host:port,host:port".
+    #[arg(long, env = "VECTRON_PD_ENDPOINTS", default_value = "127.0.0.1:7400")]
+    pub pd_endpoints: String,
+    /// Address of the auth service.
+    #[arg(long, env = "VECTRON_AUTH_ENDPOINT", default_value = "127.0.0.1:7600",
+          value_parser = host_port)]
+    pub auth_endpoint: String,
+    /// Serve without authentication (auth is on unless this is given).
+    #[arg(long, env = "VECTRON_NO_AUTH")]
+    pub no_auth: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn pd_requires_initial_members_or_join_but_not_both() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args);
+        assert!(parse(&["vectron", "pd", "--node-id", "1"]).is_err());
+        assert!(parse(&["vectron", "pd", "--node-id", "1", "--join", "a:1"]).is_ok());
+        assert!(
+            parse(&[
+                "vectron",
+                "pd",
+                "--node-id",
+                "1",
+                "--join",
+                "a:1",
+                "--initial-members",
+                "1=a:1",
+            ])
+            .is_err()
+        );
+        assert!(parse(&["vectron", "pd", "--node-id", "0", "--join", "a:1"]).is_err());
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let cli = Cli::try_parse_from(["vectron", "dev"]).expect("defaults parse");
+        let Command::Dev(dev) = cli.command else {
+            panic!("expected dev, got {:?}", cli.command);
+        };
+        assert_eq!(dev.data_dir, PathBuf::from("./vectron-data"));
+        assert_eq!(dev.http_addr.to_string(), "127.0.0.1:7333");
+        assert_eq!(dev.grpc_addr.to_string(), "127.0.0.1:7334");
+        assert!(!dev.auth);
+
+        let cli = Cli::try_parse_from(["vectron", "playground"]).expect("defaults parse");
+        let Command::Playground(pg) = cli.command else {
+            panic!("expected playground");
+        };
+        assert_eq!((pg.pd, pg.workers, pg.base_port), (3, 3, 17000));
+        assert_eq!(pg.data_dir, PathBuf::from("./vectron-playground"));
+    }
+
+    #[test]
+    fn advertise_addresses_must_be_host_port() {
+        let bad = Cli::try_parse_from(["vectron", "worker", "--advertise-addr", "no-port"]);
+        assert!(bad.is_err());
+        let good = Cli::try_parse_from([
+            "vectron",
+            "worker",
+            "--advertise-addr",
+            "worker-0.workers.ns.svc:7500",
+        ]);
+        assert!(good.is_ok());
+    }
+}

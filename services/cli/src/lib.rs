@@ -1,0 +1,5 @@
+//! The `vectron` binary's library half: argument definitions and the dispatch
+//! of each subcommand to the service crate that implements it.
+
+pub mod args;
+pub mod run;
