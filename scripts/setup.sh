@@ -5,12 +5,15 @@
 set -euo pipefail
 
 have_libclang() {
-  if [ -n "${LIBCLANG_PATH:-}" ] && ls "$LIBCLANG_PATH"/libclang*.so* >/dev/null 2>&1; then
-    return 0
-  fi
-  ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-*.so* \
-     /usr/lib/x86_64-linux-gnu/libclang*.so* /usr/lib/aarch64-linux-gnu/libclang*.so* \
-     >/dev/null 2>&1
+  local candidate
+  for candidate in "${LIBCLANG_PATH:-/nonexistent}"/libclang*.so* \
+                   /usr/lib/llvm-*/lib/libclang*.so* \
+                   /usr/lib/*-linux-gnu/libclang*.so*; do
+    # libclang-cpp is a different library; bindgen needs libclang itself.
+    case "$candidate" in *libclang-cpp*) continue ;; esac
+    [ -e "$candidate" ] && return 0
+  done
+  return 1
 }
 
 if have_libclang; then
