@@ -1,1 +1,27 @@
-//! placeholder
+//! The placement driver: a Raft-replicated metadata service that owns workers,
+//! collections, shard placement and a small KV namespace, served over
+//! `vectron.pd.v1.PlacementDriver`, plus the client every other component
+//! uses to reach it.
+//!
+//! Layers, each depending only on those before it: `model` (the data) →
+//! `command` / `placement` / `apply` (pure state transitions) →
+//! `state_machine` (openraft + RocksDB snapshots) → `service` (gRPC) → `node`
+//! (process wiring). `client` is independent.
+
+pub mod apply;
+pub mod client;
+pub mod command;
+pub mod convert;
+pub mod error;
+pub mod liveness;
+pub mod model;
+pub mod node;
+pub mod placement;
+pub mod service;
+pub mod state_machine;
+pub mod types;
+pub mod validate;
+
+pub use client::{PdClient, PdClientError, PdClientOptions};
+pub use error::PdError;
+pub use node::{Bootstrap, PdNodeConfig};

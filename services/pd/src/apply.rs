@@ -1,0 +1,237 @@
+//! Applying a committed [`PdCommand`] to the [`PdState`]. Deterministic: the
+//! same state and command give the same result on every node. A rejected
+//! command returns [`PdResponse::Rejected`] and leaves the state untouched.
+//! No I/O.
+
+use vectron_ids::{CollectionId, ShardId, WorkerId};
+
+use crate::command::{PdCommand, PdResponse};
+use crate::error::{PdError, Result};
+use crate::model::{
+    CollectionRecord, CollectionSpec, KvValue, PdState, ReplicaKind, ReplicaRecord, ShardRecord,
+    WorkerRecord, WorkerState,
+};
+use crate::placement::{self, Candidate};
+
+impl PdState {
+    /// Applies `command`, committed at `log_index`.
+    pub fn apply(&mut self, command: PdCommand, log_index: u64) -> PdResponse {
+        let result = match command {
+            PdCommand::RegisterWorker {
+                name,
+                addr,
+                zone,
+                now_ms,
+            } => Ok(PdResponse::Worker(self.register_worker(name, addr, zone, now_ms))),
+            PdCommand::SetWorkersLiveness { down, up, now_ms } => {
+                self.set_liveness(&down, &up, now_ms);
+                Ok(PdResponse::Done)
+            }
+            PdCommand::DrainWorker { name } => self.drain_worker(&name).map(PdResponse::WorkerState),
+            PdCommand::RemoveWorker { name } => self.remove_worker(&name).map(|()| PdResponse::Done),
+            PdCommand::CreateCollection { spec, now_ms } => self
+                .create_collection(spec, now_ms)
+                .map(|c| PdResponse::Collection(Box::new(c))),
+            PdCommand::DropCollection { name } => self.drop_collection(&name).map(|()| PdResponse::Done),
+            PdCommand::AllocIds { count } => {
+                let count = count.max(1);
+                let first = self.alloc_ids(u64::from(count));
+                Ok(PdResponse::Ids { first, count })
+            }
+            PdCommand::KvPut {
+                key,
+                value,
+                expected_version,
+            } => self
+                .kv_put(key, value, expected_version, log_index)
+                .map(PdResponse::KvVersion),
+            PdCommand::KvDelete { key } => Ok(PdResponse::KvDeleted(self.kv.remove(&key).is_some())),
+        };
+        result.unwrap_or_else(PdResponse::Rejected)
+    }
+
+    fn register_worker(&mut self, name: String, addr: String, zone: String, now_ms: i64) -> WorkerId {
+        if let Some(id) = self.worker_by_name(&name).map(|w| w.id) {
+            let worker = self.workers.get_mut(&id).expect("found by name above");
+            worker.addr = addr;
+            worker.zone = zone;
+            worker.last_heartbeat_ms = now_ms;
+            worker.state = match worker.state {
+                WorkerState::Removed => {
+                    worker.drain_requested = false;
+                    WorkerState::Up
+                }
+                _ if worker.drain_requested => WorkerState::Draining,
+                _ => WorkerState::Up,
+            };
+            self.placement_version += 1;
+            return id;
+        }
+        let id = WorkerId(self.alloc_ids(1));
+        self.workers.insert(
+            id,
+            WorkerRecord {
+                id,
+                name,
+                addr,
+                zone,
+                state: WorkerState::Up,
+                drain_requested: false,
+                last_heartbeat_ms: now_ms,
+            },
+        );
+        self.placement_version += 1;
+        id
+    }
+
+    fn set_liveness(&mut self, down: &[WorkerId], up: &[WorkerId], now_ms: i64) {
+        for id in down {
+            if let Some(w) = self.workers.get_mut(id) {
+                if matches!(w.state, WorkerState::Up | WorkerState::Draining) {
+                    w.state = WorkerState::Down;
+                }
+            }
+        }
+        for id in up {
+            if let Some(w) = self.workers.get_mut(id) {
+                if w.state == WorkerState::Down {
+                    w.state = if w.drain_requested {
+                        WorkerState::Draining
+                    } else {
+                        WorkerState::Up
+                    };
+                    w.last_heartbeat_ms = now_ms;
+                }
+            }
+        }
+    }
+
+    fn worker_id_by_name(&self, name: &str) -> Result<WorkerId> {
+        self.worker_by_name(name)
+            .filter(|w| w.state != WorkerState::Removed)
+            .map(|w| w.id)
+            .ok_or_else(|| PdError::not_found("worker", name))
+    }
+
+    fn drain_worker(&mut self, name: &str) -> Result<WorkerState> {
+        let id = self.worker_id_by_name(name)?;
+        let worker = self.workers.get_mut(&id).expect("looked up above");
+        worker.drain_requested = true;
+        if worker.state == WorkerState::Up {
+            worker.state = WorkerState::Draining;
+        }
+        Ok(worker.state)
+    }
+
+    fn remove_worker(&mut self, name: &str) -> Result<()> {
+        let id = self.worker_id_by_name(name)?;
+        let held = self.replica_count(id);
+        let state = self.workers[&id].state;
+        if held > 0 && state != WorkerState::Down {
+            return Err(PdError::FailedPrecondition(format!(
+                "worker {name:?} still holds {held} replicas; drain it first (it is {state:?})"
+            )));
+        }
+        let worker = self.workers.get_mut(&id).expect("looked up above");
+        worker.state = WorkerState::Removed;
+        worker.drain_requested = false;
+        self.placement_version += 1;
+        Ok(())
+    }
+
+    fn create_collection(&mut self, spec: CollectionSpec, now_ms: i64) -> Result<CollectionRecord> {
+        if self.collections.contains_key(&spec.name) {
+            return Err(PdError::AlreadyExists {
+                kind: "collection".into(),
+                name: spec.name,
+            });
+        }
+        let placement = placement::place(self.candidates(), spec.shards, spec.replication_factor)?;
+        let ranges = vectron_routing::split_hash_space(spec.shards)
+            .map_err(|e| PdError::invalid("shards", e.to_string()))?;
+        let collection_id = CollectionId(self.alloc_ids(1));
+        let first_shard = self.alloc_ids(u64::from(spec.shards));
+        let mut shard_ids = Vec::with_capacity(ranges.len());
+        for (index, (range, workers)) in ranges.iter().zip(placement).enumerate() {
+            let id = ShardId(first_shard + index as u64);
+            shard_ids.push(id);
+            self.shards.insert(
+                id,
+                ShardRecord {
+                    id,
+                    collection: spec.name.clone(),
+                    index: index as u32,
+                    range_start: range.start,
+                    range_end: range.end,
+                    epoch: 1,
+                    replicas: workers
+                        .into_iter()
+                        .map(|worker| ReplicaRecord {
+                            worker,
+                            kind: ReplicaKind::Voter,
+                        })
+                        .collect(),
+                },
+            );
+        }
+        let record = CollectionRecord {
+            id: collection_id,
+            spec,
+            shard_ids,
+            created_at_ms: now_ms,
+        };
+        self.collections.insert(record.spec.name.clone(), record.clone());
+        self.placement_version += 1;
+        Ok(record)
+    }
+
+    /// Up workers with their current replica and preferred-leader counts.
+    fn candidates(&self) -> Vec<Candidate> {
+        self.workers
+            .values()
+            .filter(|w| w.state == WorkerState::Up)
+            .map(|w| Candidate {
+                id: w.id,
+                zone: w.zone.clone(),
+                replicas: self.replica_count(w.id),
+                leaders: self
+                    .shards
+                    .values()
+                    .filter(|s| s.replicas.first().map(|r| r.worker) == Some(w.id))
+                    .count(),
+            })
+            .collect()
+    }
+
+    fn drop_collection(&mut self, name: &str) -> Result<()> {
+        let record = self
+            .collections
+            .remove(name)
+            .ok_or_else(|| PdError::not_found("collection", name))?;
+        for id in record.shard_ids {
+            self.shards.remove(&id);
+        }
+        self.placement_version += 1;
+        Ok(())
+    }
+
+    fn kv_put(&mut self, key: Vec<u8>, value: Vec<u8>, expected: Option<u64>, log_index: u64) -> Result<u64> {
+        if key.is_empty() {
+            return Err(PdError::invalid("key", "must not be empty"));
+        }
+        let actual = self.kv.get(&key).map(|v| v.version).unwrap_or(0);
+        if let Some(expected) = expected {
+            if expected != actual {
+                return Err(PdError::VersionConflict { expected, actual });
+            }
+        }
+        // The version is the log index, so it is unique and increasing; index
+        // 0 never holds a command, keeping 0 free to mean "absent".
+        let version = log_index.max(1);
+        self.kv.insert(key, KvValue { value, version });
+        Ok(version)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,114 @@
+//! The commands replicated through the PD Raft log and their results. Each is
+//! encoded as JSON inside the log entry: PD metadata is small and a readable
+//! log helps when debugging. Commands carry the leader's clock, so applying
+//! them is deterministic on every node. No I/O.
+
+use serde::{Deserialize, Serialize};
+use vectron_ids::WorkerId;
+use vectron_raft::PayloadCodec;
+
+use crate::error::PdError;
+use crate::model::{CollectionRecord, CollectionSpec, WorkerState};
+
+/// A state change proposed to the PD Raft group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PdCommand {
+    /// Register (or re-register) a worker by name.
+    RegisterWorker {
+        /// Worker name.
+        name: String,
+        /// Advertised address.
+        addr: String,
+        /// Failure zone.
+        zone: String,
+        /// Leader clock.
+        now_ms: i64,
+    },
+    /// Liveness changes observed by the leader.
+    SetWorkersLiveness {
+        /// Workers now Down.
+        down: Vec<WorkerId>,
+        /// Workers heartbeating again.
+        up: Vec<WorkerId>,
+        /// Leader clock.
+        now_ms: i64,
+    },
+    /// Ask to move every replica off a worker.
+    DrainWorker {
+        /// Worker name.
+        name: String,
+    },
+    /// Forget a drained or Down worker.
+    RemoveWorker {
+        /// Worker name.
+        name: String,
+    },
+    /// Create a collection and place its shards.
+    CreateCollection {
+        /// Validated spec.
+        spec: CollectionSpec,
+        /// Leader clock.
+        now_ms: i64,
+    },
+    /// Drop a collection and its shards.
+    DropCollection {
+        /// Collection name.
+        name: String,
+    },
+    /// Allocate a block of ids.
+    AllocIds {
+        /// How many.
+        count: u32,
+    },
+    /// Write a KV pair, optionally only if its version matches.
+    KvPut {
+        /// Key.
+        key: Vec<u8>,
+        /// Value.
+        value: Vec<u8>,
+        /// Required current version (0 = must not exist).
+        expected_version: Option<u64>,
+    },
+    /// Delete a KV pair.
+    KvDelete {
+        /// Key.
+        key: Vec<u8>,
+    },
+}
+
+/// The result of applying a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum PdResponse {
+    /// Applied; nothing to return (also the result of blank/membership entries).
+    #[default]
+    Done,
+    /// A worker id.
+    Worker(WorkerId),
+    /// A worker's new state.
+    WorkerState(WorkerState),
+    /// The created collection.
+    Collection(Box<CollectionRecord>),
+    /// An allocated id block.
+    Ids {
+        /// First id.
+        first: u64,
+        /// Count.
+        count: u32,
+    },
+    /// The version a KV write produced.
+    KvVersion(u64),
+    /// Whether a KV delete removed something.
+    KvDeleted(bool),
+    /// The command was rejected and changed nothing.
+    Rejected(PdError),
+}
+
+impl PayloadCodec for PdCommand {
+    fn encode_payload(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("PD commands always serialise")
+    }
+
+    fn decode_payload(bytes: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    }
+}

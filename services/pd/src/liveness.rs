@@ -1,0 +1,130 @@
+//! What the PD leader knows from heartbeats but does not replicate: when each
+//! worker was last heard from and what it reported about its replicas. Kept in
+//! memory on the leader; a new leader starts with a grace period, treating
+//! every worker as just seen. No I/O.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use vectron_ids::{ShardId, WorkerId};
+use vectron_proto::pd::v1::{ReplicaReport, ReplicaRole};
+
+/// Heartbeat bookkeeping of the leader.
+#[derive(Debug, Default)]
+pub struct Liveness {
+    last_seen: HashMap<WorkerId, Instant>,
+    reports: HashMap<WorkerId, Vec<ReplicaReport>>,
+    /// When this node last became leader; workers not heard from since are
+    /// given until `since + timeout` before being declared Down.
+    leader_since: Option<Instant>,
+}
+
+impl Liveness {
+    /// Records a heartbeat.
+    pub fn heartbeat(&mut self, worker: WorkerId, reports: Vec<ReplicaReport>, now: Instant) {
+        self.last_seen.insert(worker, now);
+        self.reports.insert(worker, reports);
+    }
+
+    /// Records a registration (counts as a heartbeat without reports).
+    pub fn touch(&mut self, worker: WorkerId, now: Instant) {
+        self.last_seen.insert(worker, now);
+    }
+
+    /// Starts (or, with `false`, ends) a leadership term.
+    pub fn set_leader(&mut self, is_leader: bool, now: Instant) {
+        match (is_leader, self.leader_since) {
+            (true, None) => self.leader_since = Some(now),
+            (false, Some(_)) => {
+                self.leader_since = None;
+                self.last_seen.clear();
+                self.reports.clear();
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether `worker` has been silent for longer than `timeout`.
+    pub fn is_silent(&self, worker: WorkerId, timeout: Duration, now: Instant) -> bool {
+        let Some(since) = self.leader_since else {
+            return false;
+        };
+        let last = self.last_seen.get(&worker).copied().unwrap_or(since).max(since);
+        now.saturating_duration_since(last) > timeout
+    }
+
+    /// Whether `worker` has been heard from within `timeout`.
+    pub fn is_alive(&self, worker: WorkerId, timeout: Duration, now: Instant) -> bool {
+        self.last_seen
+            .get(&worker)
+            .is_some_and(|last| now.saturating_duration_since(*last) <= timeout)
+    }
+
+    /// The worker leading `shard` by the freshest reports (highest term).
+    pub fn shard_leader(&self, shard: ShardId) -> Option<WorkerId> {
+        self.reports
+            .iter()
+            .flat_map(|(worker, reports)| reports.iter().map(move |r| (*worker, r)))
+            .filter(|(_, r)| r.shard_id == shard.0 && r.role() == ReplicaRole::Leader)
+            .max_by_key(|(_, r)| r.term)
+            .map(|(worker, _)| worker)
+    }
+
+    /// The largest point count and byte size any replica of `shard` reported.
+    pub fn shard_size(&self, shard: ShardId) -> (u64, u64) {
+        self.reports
+            .values()
+            .flatten()
+            .filter(|r| r.shard_id == shard.0)
+            .fold((0, 0), |(points, bytes), r| (points.max(r.points), bytes.max(r.bytes)))
+    }
+
+    /// How many shards `worker` reports leading.
+    pub fn leader_count(&self, worker: WorkerId) -> u32 {
+        self.reports
+            .get(&worker)
+            .map(|reports| reports.iter().filter(|r| r.role() == ReplicaRole::Leader).count() as u32)
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(shard: u64, role: ReplicaRole, term: u64, points: u64) -> ReplicaReport {
+        ReplicaReport {
+            shard_id: shard,
+            role: role.into(),
+            term,
+            points,
+            ..ReplicaReport::default()
+        }
+    }
+
+    #[test]
+    fn a_new_leader_grants_a_grace_period() {
+        let t0 = Instant::now();
+        let timeout = Duration::from_secs(5);
+        let mut liveness = Liveness::default();
+        assert!(!liveness.is_silent(WorkerId(1), timeout, t0 + Duration::from_secs(60)));
+        liveness.set_leader(true, t0);
+        assert!(!liveness.is_silent(WorkerId(1), timeout, t0 + Duration::from_secs(4)));
+        assert!(liveness.is_silent(WorkerId(1), timeout, t0 + Duration::from_secs(6)));
+        liveness.heartbeat(WorkerId(1), Vec::new(), t0 + Duration::from_secs(6));
+        assert!(!liveness.is_silent(WorkerId(1), timeout, t0 + Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn the_highest_term_leader_report_wins() {
+        let mut liveness = Liveness::default();
+        let now = Instant::now();
+        liveness.heartbeat(WorkerId(1), vec![report(9, ReplicaRole::Leader, 2, 10)], now);
+        liveness.heartbeat(WorkerId(2), vec![report(9, ReplicaRole::Leader, 3, 12)], now);
+        liveness.heartbeat(WorkerId(3), vec![report(9, ReplicaRole::Follower, 3, 11)], now);
+        assert_eq!(liveness.shard_leader(ShardId(9)), Some(WorkerId(2)));
+        assert_eq!(liveness.shard_size(ShardId(9)).0, 12);
+        assert_eq!(liveness.leader_count(WorkerId(2)), 1);
+        assert_eq!(liveness.shard_leader(ShardId(8)), None);
+    }
+}

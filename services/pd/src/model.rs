@@ -1,0 +1,190 @@
+//! The PD state machine's data: workers, collections, shards, the KV namespace
+//! and the id allocator, as plain serialisable values. No I/O.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use vectron_ids::{CollectionId, ShardId, WorkerId};
+
+/// Lifecycle state of a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkerState {
+    /// Heartbeating and eligible for new replicas.
+    Up,
+    /// Heartbeating; its replicas are to be moved away, it gets no new ones.
+    Draining,
+    /// Missed heartbeats past the timeout.
+    Down,
+    /// Removed by an operator; its name may register again.
+    Removed,
+}
+
+/// A worker as PD records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerRecord {
+    /// Persistent id.
+    pub id: WorkerId,
+    /// Registration name (pod name on Kubernetes).
+    pub name: String,
+    /// Advertised gRPC address.
+    pub addr: String,
+    /// Failure zone, empty when unknown.
+    pub zone: String,
+    /// Lifecycle state.
+    pub state: WorkerState,
+    /// Whether an operator asked to drain it; survives a Down/Up flap.
+    pub drain_requested: bool,
+    /// Leader clock (ms since the epoch) of the last state-changing event.
+    pub last_heartbeat_ms: i64,
+}
+
+/// Distance function of a collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Metric {
+    /// Cosine similarity.
+    Cosine,
+    /// Squared Euclidean distance.
+    L2,
+    /// Dot product.
+    Dot,
+}
+
+/// HNSW parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hnsw {
+    /// Links per node.
+    pub m: u32,
+    /// Build-time candidate list size.
+    pub ef_construction: u32,
+    /// Default search-time candidate list size.
+    pub ef_search: u32,
+}
+
+impl Default for Hnsw {
+    fn default() -> Self {
+        Self {
+            m: 16,
+            ef_construction: 200,
+            ef_search: 64,
+        }
+    }
+}
+
+/// What a user asks for when creating a collection (validated).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectionSpec {
+    /// Unique name.
+    pub name: String,
+    /// Vector dimension.
+    pub dimension: u32,
+    /// Distance function.
+    pub metric: Metric,
+    /// Number of shards, fixed at creation.
+    pub shards: u32,
+    /// Replicas per shard.
+    pub replication_factor: u32,
+    /// Index parameters.
+    pub hnsw: Hnsw,
+}
+
+/// A collection as PD records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectionRecord {
+    /// Cluster-unique id.
+    pub id: CollectionId,
+    /// The validated spec.
+    pub spec: CollectionSpec,
+    /// Its shards in index order.
+    pub shard_ids: Vec<ShardId>,
+    /// Leader clock at creation.
+    pub created_at_ms: i64,
+}
+
+/// Membership kind of a replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReplicaKind {
+    /// Votes in the shard's Raft group.
+    Voter,
+    /// Receives the log but does not vote (during a move).
+    Learner,
+}
+
+/// One replica of a shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaRecord {
+    /// The worker hosting it.
+    pub worker: WorkerId,
+    /// Voter or learner.
+    pub kind: ReplicaKind,
+}
+
+/// A shard as PD records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    /// Cluster-unique id (the Raft group id on workers).
+    pub id: ShardId,
+    /// Owning collection's name.
+    pub collection: String,
+    /// Position in the collection.
+    pub index: u32,
+    /// First hash of its range.
+    pub range_start: u64,
+    /// Last hash of its range (inclusive).
+    pub range_end: u64,
+    /// Bumped on every membership change.
+    pub epoch: u64,
+    /// Replicas; the first voter is the preferred leader.
+    pub replicas: Vec<ReplicaRecord>,
+}
+
+/// A KV value and the log index that last wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvValue {
+    /// The value bytes.
+    pub value: Vec<u8>,
+    /// Log index of the last write (never 0).
+    pub version: u64,
+}
+
+/// The whole replicated PD state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PdState {
+    /// Workers by id.
+    pub workers: BTreeMap<WorkerId, WorkerRecord>,
+    /// Collections by name.
+    pub collections: BTreeMap<String, CollectionRecord>,
+    /// Shards by id.
+    pub shards: BTreeMap<ShardId, ShardRecord>,
+    /// The KV namespace (auth state).
+    pub kv: BTreeMap<Vec<u8>, KvValue>,
+    /// Next unallocated id (ids start at 1).
+    pub next_id: u64,
+    /// Bumped whenever the placement changes.
+    pub placement_version: u64,
+}
+
+impl PdState {
+    /// The worker registered under `name`, if any.
+    pub fn worker_by_name(&self, name: &str) -> Option<&WorkerRecord> {
+        self.workers.values().find(|w| w.name == name)
+    }
+
+    /// Shards that have a replica on `worker`.
+    pub fn shards_on(&self, worker: WorkerId) -> impl Iterator<Item = &ShardRecord> {
+        self.shards
+            .values()
+            .filter(move |s| s.replicas.iter().any(|r| r.worker == worker))
+    }
+
+    /// Number of replicas placed on `worker`.
+    pub fn replica_count(&self, worker: WorkerId) -> usize {
+        self.shards_on(worker).count()
+    }
+
+    /// Takes `count` fresh ids.
+    pub fn alloc_ids(&mut self, count: u64) -> u64 {
+        let first = self.next_id.max(1);
+        self.next_id = first + count;
+        first
+    }
+}

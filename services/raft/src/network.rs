@@ -1,0 +1,238 @@
+//! The client half of the Raft transport: openraft's network traits on top of
+//! `vectron.raft.v1.Raft`, with one lazily connected gRPC channel per peer
+//! address shared by every group of the node. Does network I/O.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, SnapshotMismatch, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use openraft::{BasicNode, SnapshotSegmentId};
+use tonic::transport::{Channel, Endpoint};
+use vectron_proto::raft::v1 as pb;
+use vectron_proto::raft::v1::raft_client::RaftClient;
+
+use crate::GroupConfig;
+use crate::convert;
+
+/// How long to wait for a TCP connection to a peer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A transport-level failure, wrapped into openraft's error types.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The peer's address cannot be turned into a URI.
+    #[error("bad peer address {addr:?}: {reason}")]
+    BadAddress {
+        /// The address.
+        addr: String,
+        /// Why it is unusable.
+        reason: String,
+    },
+    /// The call failed with a gRPC status.
+    #[error("raft rpc to {addr} failed: {status}")]
+    Status {
+        /// The peer.
+        addr: String,
+        /// What the peer or the channel reported.
+        status: tonic::Status,
+    },
+    /// The reply could not be decoded.
+    #[error("raft rpc to {addr}: bad reply: {source}")]
+    Decode {
+        /// The peer.
+        addr: String,
+        /// What was wrong.
+        source: convert::ConvertError,
+    },
+}
+
+/// gRPC channels to peers, keyed by address, shared by every group of a node.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelPool {
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl ChannelPool {
+    /// The channel to `addr`, created (lazily connected) on first use.
+    pub fn channel(&self, addr: &str) -> Result<Channel, TransportError> {
+        let mut channels = self
+            .channels
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(channel) = channels.get(addr) {
+            return Ok(channel.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| TransportError::BadAddress {
+                addr: addr.to_owned(),
+                reason: e.to_string(),
+            })?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_while_idle(true);
+        let channel = endpoint.connect_lazy();
+        channels.insert(addr.to_owned(), channel.clone());
+        Ok(channel)
+    }
+}
+
+/// Builds per-peer clients for one Raft group.
+#[derive(Debug, Clone)]
+pub struct GrpcNetworkFactory<C> {
+    group: u64,
+    pool: ChannelPool,
+    _config: PhantomData<C>,
+}
+
+impl<C> GrpcNetworkFactory<C> {
+    /// A factory for `group` using the node's shared channel pool.
+    pub fn new(group: u64, pool: ChannelPool) -> Self {
+        Self {
+            group,
+            pool,
+            _config: PhantomData,
+        }
+    }
+}
+
+impl<C: GroupConfig> RaftNetworkFactory<C> for GrpcNetworkFactory<C> {
+    type Network = GrpcNetwork<C>;
+
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> Self::Network {
+        GrpcNetwork {
+            group: self.group,
+            target,
+            addr: node.addr.clone(),
+            client: self.pool.channel(&node.addr).map(RaftClient::new).map_err(|e| match e {
+                TransportError::BadAddress { reason, .. } => reason,
+                other => other.to_string(),
+            }),
+            _config: PhantomData,
+        }
+    }
+}
+
+/// A client of one peer for one group.
+pub struct GrpcNetwork<C> {
+    group: u64,
+    target: u64,
+    addr: String,
+    /// The client, or why the peer's address is unusable.
+    client: Result<RaftClient<Channel>, String>,
+    _config: PhantomData<C>,
+}
+
+fn unreachable<E: std::error::Error>(error: TransportError) -> RPCError<u64, BasicNode, E> {
+    RPCError::Unreachable(Unreachable::new(&error))
+}
+
+impl<C: GroupConfig> GrpcNetwork<C> {
+    fn client(&self) -> Result<RaftClient<Channel>, TransportError> {
+        self.client.clone().map_err(|reason| TransportError::BadAddress {
+            addr: self.addr.clone(),
+            reason,
+        })
+    }
+
+    fn request<T>(&self, message: T, option: &RPCOption) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(option.hard_ttl());
+        request
+    }
+
+    /// Unreachable peers make openraft back off; other failures retry at once.
+    fn status_error<E: std::error::Error>(&self, status: tonic::Status) -> RPCError<u64, BasicNode, E> {
+        let code = status.code();
+        let error = TransportError::Status {
+            addr: self.addr.clone(),
+            status,
+        };
+        match code {
+            tonic::Code::Unavailable | tonic::Code::NotFound => unreachable(error),
+            _ => RPCError::Network(NetworkError::new(&error)),
+        }
+    }
+
+    fn decode_error<E: std::error::Error>(&self, source: convert::ConvertError) -> RPCError<u64, BasicNode, E> {
+        RPCError::Network(NetworkError::new(&TransportError::Decode {
+            addr: self.addr.clone(),
+            source,
+        }))
+    }
+}
+
+impl<C: GroupConfig> RaftNetwork<C> for GrpcNetwork<C> {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<C>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        let mut client = self.client().map_err(unreachable)?;
+        let request = self.request(convert::append_request_to_pb(self.group, &rpc), &option);
+        let reply = client
+            .append_entries(request)
+            .await
+            .map_err(|s| self.status_error(s))?;
+        convert::append_response_from_pb(reply.get_ref()).map_err(|e| self.decode_error(e))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<C>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<u64>, RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>> {
+        let mut client = self.client().map_err(unreachable)?;
+        let request = self.request(convert::snapshot_request_to_pb(self.group, &rpc), &option);
+        let reply = client
+            .install_snapshot(request)
+            .await
+            .map_err(|s| self.status_error(s))?
+            .into_inner();
+        if let Some(mismatch) = reply.mismatch {
+            let segment = |s: Option<pb::SnapshotSegment>| {
+                let s = s.unwrap_or_default();
+                SnapshotSegmentId {
+                    id: s.snapshot_id,
+                    offset: s.offset,
+                }
+            };
+            let error = SnapshotMismatch {
+                expect: segment(mismatch.expect),
+                got: segment(mismatch.got),
+            };
+            return Err(RPCError::RemoteError(RemoteError::new(
+                self.target,
+                RaftError::APIError(InstallSnapshotError::SnapshotMismatch(error)),
+            )));
+        }
+        let vote = reply
+            .vote
+            .as_ref()
+            .ok_or(convert::ConvertError::Missing("vote"))
+            .map_err(|e| self.decode_error(e))?;
+        Ok(InstallSnapshotResponse {
+            vote: convert::vote_from_pb(vote),
+        })
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<u64>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        let mut client = self.client().map_err(unreachable)?;
+        let request = self.request(convert::vote_request_to_pb(self.group, &rpc), &option);
+        let reply = client.vote(request).await.map_err(|s| self.status_error(s))?;
+        convert::vote_response_from_pb(reply.get_ref()).map_err(|e| self.decode_error(e))
+    }
+}
