@@ -113,6 +113,41 @@ pub struct PdArgs {
     /// bootstrapping one.
     #[arg(long, env = "VECTRON_JOIN", value_parser = host_port)]
     pub join: Option<String>,
+    /// Snapshot the state machine (and purge the log behind it) every N entries.
+    #[arg(long, env = "VECTRON_SNAPSHOT_EVERY", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshot_every: u64,
+    /// Mark a worker Down after this many seconds without a heartbeat.
+    #[arg(long, env = "VECTRON_HEARTBEAT_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(2..))]
+    pub heartbeat_timeout_secs: u64,
+    #[command(flatten)]
+    pub raft: RaftTimingArgs,
+}
+
+/// Raft timing flags shared by PD and workers.
+#[derive(Debug, Args)]
+pub struct RaftTimingArgs {
+    /// Raft leader heartbeat interval in milliseconds.
+    #[arg(long, env = "VECTRON_RAFT_HEARTBEAT_MS", default_value_t = 200)]
+    pub raft_heartbeat_ms: u64,
+    /// Lower bound of the Raft election timeout in milliseconds.
+    #[arg(long, env = "VECTRON_RAFT_ELECTION_MIN_MS", default_value_t = 1000)]
+    pub raft_election_min_ms: u64,
+    /// Upper bound of the Raft election timeout in milliseconds.
+    #[arg(long, env = "VECTRON_RAFT_ELECTION_MAX_MS", default_value_t = 2000)]
+    pub raft_election_max_ms: u64,
+}
+
+impl RaftTimingArgs {
+    /// The timing these flags describe.
+    pub fn timing(&self) -> vectron_config::RaftTiming {
+        vectron_config::RaftTiming {
+            heartbeat_interval_ms: self.raft_heartbeat_ms,
+            election_timeout_min_ms: self.raft_election_min_ms,
+            election_timeout_max_ms: self.raft_election_max_ms,
+        }
+    }
 }
 
 /// `vectron worker`.

@@ -1,7 +1,11 @@
 //! Dispatches a parsed command line to the service that implements it. Roles
 //! whose service is not built yet fail with a clear "not implemented yet".
 
-use crate::args::{Cli, Command};
+use std::time::Duration;
+
+use tracing::info;
+
+use crate::args::{Cli, Command, PdArgs};
 
 /// A command that cannot run.
 #[derive(Debug, thiserror::Error)]
@@ -14,11 +18,36 @@ pub enum RunError {
         /// The issue that builds it.
         issue: &'static str,
     },
+    /// A flag value is unusable.
+    #[error("{0}")]
+    Config(#[from] vectron_config::ConfigError),
+    /// The PD node failed.
+    #[error(transparent)]
+    Pd(#[from] vectron_pd::node::NodeError),
 }
 
 /// The version line printed by `vectron version`.
 pub fn version_line() -> String {
     format!("vectron {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Resolves when the process receives SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing a SIGTERM handler works on unix");
+        tokio::select! {
+            _ = interrupt => info!("SIGINT received"),
+            _ = terminate.recv() => info!("SIGTERM received"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
 }
 
 /// Runs the command to completion.
@@ -29,11 +58,39 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
             println!("{}", version_line());
             Ok(())
         }
+        Command::Pd(args) => run_pd(args).await,
         Command::Dev(_) => not_implemented("dev", "#5"),
         Command::Playground(_) => not_implemented("playground", "#5"),
-        Command::Pd(_) => not_implemented("pd", "#3"),
         Command::Worker(_) => not_implemented("worker", "#4"),
         Command::Auth(_) => not_implemented("auth", "#5"),
         Command::Gateway(_) => not_implemented("gateway", "#5"),
     }
+}
+
+async fn run_pd(args: PdArgs) -> Result<(), RunError> {
+    let bootstrap = match (&args.initial_members, &args.join) {
+        (Some(members), _) => {
+            vectron_pd::Bootstrap::InitialMembers(vectron_config::parse_initial_members(members)?)
+        }
+        (None, Some(join)) => vectron_pd::Bootstrap::Join(join.clone()),
+        (None, None) => {
+            return Err(vectron_config::ConfigError::Empty("--initial-members or --join").into());
+        }
+    };
+    let advertise_addr = args
+        .advertise_addr
+        .clone()
+        .unwrap_or_else(|| args.addr.to_string());
+    let config = vectron_pd::PdNodeConfig {
+        node_id: args.node_id,
+        listen_addr: args.addr,
+        advertise_addr,
+        data_dir: args.data_dir.clone(),
+        bootstrap,
+        raft_timing: args.raft.timing(),
+        snapshot_every: args.snapshot_every,
+        worker_down_timeout: Duration::from_secs(args.heartbeat_timeout_secs),
+    };
+    vectron_pd::node::run(config, shutdown_signal()).await?;
+    Ok(())
 }

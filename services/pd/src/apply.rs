@@ -22,17 +22,25 @@ impl PdState {
                 addr,
                 zone,
                 now_ms,
-            } => Ok(PdResponse::Worker(self.register_worker(name, addr, zone, now_ms))),
+            } => Ok(PdResponse::Worker(
+                self.register_worker(name, addr, zone, now_ms),
+            )),
             PdCommand::SetWorkersLiveness { down, up, now_ms } => {
                 self.set_liveness(&down, &up, now_ms);
                 Ok(PdResponse::Done)
             }
-            PdCommand::DrainWorker { name } => self.drain_worker(&name).map(PdResponse::WorkerState),
-            PdCommand::RemoveWorker { name } => self.remove_worker(&name).map(|()| PdResponse::Done),
+            PdCommand::DrainWorker { name } => {
+                self.drain_worker(&name).map(PdResponse::WorkerState)
+            }
+            PdCommand::RemoveWorker { name } => {
+                self.remove_worker(&name).map(|()| PdResponse::Done)
+            }
             PdCommand::CreateCollection { spec, now_ms } => self
                 .create_collection(spec, now_ms)
                 .map(|c| PdResponse::Collection(Box::new(c))),
-            PdCommand::DropCollection { name } => self.drop_collection(&name).map(|()| PdResponse::Done),
+            PdCommand::DropCollection { name } => {
+                self.drop_collection(&name).map(|()| PdResponse::Done)
+            }
             PdCommand::AllocIds { count } => {
                 let count = count.max(1);
                 let first = self.alloc_ids(u64::from(count));
@@ -45,12 +53,20 @@ impl PdState {
             } => self
                 .kv_put(key, value, expected_version, log_index)
                 .map(PdResponse::KvVersion),
-            PdCommand::KvDelete { key } => Ok(PdResponse::KvDeleted(self.kv.remove(&key).is_some())),
+            PdCommand::KvDelete { key } => {
+                Ok(PdResponse::KvDeleted(self.kv.remove(&key).is_some()))
+            }
         };
         result.unwrap_or_else(PdResponse::Rejected)
     }
 
-    fn register_worker(&mut self, name: String, addr: String, zone: String, now_ms: i64) -> WorkerId {
+    fn register_worker(
+        &mut self,
+        name: String,
+        addr: String,
+        zone: String,
+        now_ms: i64,
+    ) -> WorkerId {
         if let Some(id) = self.worker_by_name(&name).map(|w| w.id) {
             let worker = self.workers.get_mut(&id).expect("found by name above");
             worker.addr = addr;
@@ -86,22 +102,22 @@ impl PdState {
 
     fn set_liveness(&mut self, down: &[WorkerId], up: &[WorkerId], now_ms: i64) {
         for id in down {
-            if let Some(w) = self.workers.get_mut(id) {
-                if matches!(w.state, WorkerState::Up | WorkerState::Draining) {
-                    w.state = WorkerState::Down;
-                }
+            if let Some(w) = self.workers.get_mut(id)
+                && matches!(w.state, WorkerState::Up | WorkerState::Draining)
+            {
+                w.state = WorkerState::Down;
             }
         }
         for id in up {
-            if let Some(w) = self.workers.get_mut(id) {
-                if w.state == WorkerState::Down {
-                    w.state = if w.drain_requested {
-                        WorkerState::Draining
-                    } else {
-                        WorkerState::Up
-                    };
-                    w.last_heartbeat_ms = now_ms;
-                }
+            if let Some(w) = self.workers.get_mut(id)
+                && w.state == WorkerState::Down
+            {
+                w.state = if w.drain_requested {
+                    WorkerState::Draining
+                } else {
+                    WorkerState::Up
+                };
+                w.last_heartbeat_ms = now_ms;
             }
         }
     }
@@ -180,7 +196,8 @@ impl PdState {
             shard_ids,
             created_at_ms: now_ms,
         };
-        self.collections.insert(record.spec.name.clone(), record.clone());
+        self.collections
+            .insert(record.spec.name.clone(), record.clone());
         self.placement_version += 1;
         Ok(record)
     }
@@ -215,15 +232,21 @@ impl PdState {
         Ok(())
     }
 
-    fn kv_put(&mut self, key: Vec<u8>, value: Vec<u8>, expected: Option<u64>, log_index: u64) -> Result<u64> {
+    fn kv_put(
+        &mut self,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        expected: Option<u64>,
+        log_index: u64,
+    ) -> Result<u64> {
         if key.is_empty() {
             return Err(PdError::invalid("key", "must not be empty"));
         }
         let actual = self.kv.get(&key).map(|v| v.version).unwrap_or(0);
-        if let Some(expected) = expected {
-            if expected != actual {
-                return Err(PdError::VersionConflict { expected, actual });
-            }
+        if let Some(expected) = expected
+            && expected != actual
+        {
+            return Err(PdError::VersionConflict { expected, actual });
         }
         // The version is the log index, so it is unique and increasing; index
         // 0 never holds a command, keeping 0 free to mean "absent".

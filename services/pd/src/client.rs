@@ -43,7 +43,9 @@ impl PdClientError {
     pub fn status(&self) -> Status {
         match self {
             PdClientError::Rejected(status) => status.clone(),
-            PdClientError::Unavailable { last, .. } => Status::unavailable(last.message().to_owned()),
+            PdClientError::Unavailable { last, .. } => {
+                Status::unavailable(last.message().to_owned())
+            }
             other => Status::unavailable(other.to_string()),
         }
     }
@@ -101,9 +103,8 @@ fn retryable(status: &Status) -> bool {
     matches!(
         status.code(),
         Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown
-    ) || error_detail::detail_of(status).is_some_and(|d| {
-        matches!(d.reason(), ErrorReason::NotLeader | ErrorReason::NoQuorum)
-    })
+    ) || error_detail::detail_of(status)
+        .is_some_and(|d| matches!(d.reason(), ErrorReason::NotLeader | ErrorReason::NoQuorum))
 }
 
 impl PdClient {
@@ -113,7 +114,10 @@ impl PdClient {
     }
 
     /// A client with explicit timeouts.
-    pub fn with_options(endpoints: &[String], options: PdClientOptions) -> Result<Self, PdClientError> {
+    pub fn with_options(
+        endpoints: &[String],
+        options: PdClientOptions,
+    ) -> Result<Self, PdClientError> {
         if endpoints.is_empty() {
             return Err(PdClientError::NoEndpoints);
         }
@@ -134,7 +138,10 @@ impl PdClient {
     }
 
     fn leader_hint(&self) -> Option<String> {
-        self.leader.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.leader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn set_leader(&self, addr: Option<String>) {
@@ -178,8 +185,8 @@ impl PdClient {
             let mut last = Status::unavailable("no PD node tried");
             for (addr, channel) in self.candidates() {
                 attempts += 1;
-                let client = PlacementDriverClient::new(channel)
-                    .max_decoding_message_size(64 * 1024 * 1024);
+                let client =
+                    PlacementDriverClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
                 let result = tokio::time::timeout(self.options.request_timeout, call(client)).await;
                 let status = match result {
                     Ok(Ok(response)) => {
@@ -187,7 +194,9 @@ impl PdClient {
                         return Ok(response.into_inner());
                     }
                     Ok(Err(status)) => status,
-                    Err(_) => Status::deadline_exceeded(format!("PD {addr} did not answer in time")),
+                    Err(_) => {
+                        Status::deadline_exceeded(format!("PD {addr} did not answer in time"))
+                    }
                 };
                 if !retryable(&status) {
                     return Err(PdClientError::Rejected(status));

@@ -49,7 +49,12 @@ impl Liveness {
         let Some(since) = self.leader_since else {
             return false;
         };
-        let last = self.last_seen.get(&worker).copied().unwrap_or(since).max(since);
+        let last = self
+            .last_seen
+            .get(&worker)
+            .copied()
+            .unwrap_or(since)
+            .max(since);
         now.saturating_duration_since(last) > timeout
     }
 
@@ -76,14 +81,21 @@ impl Liveness {
             .values()
             .flatten()
             .filter(|r| r.shard_id == shard.0)
-            .fold((0, 0), |(points, bytes), r| (points.max(r.points), bytes.max(r.bytes)))
+            .fold((0, 0), |(points, bytes), r| {
+                (points.max(r.points), bytes.max(r.bytes))
+            })
     }
 
     /// How many shards `worker` reports leading.
     pub fn leader_count(&self, worker: WorkerId) -> u32 {
         self.reports
             .get(&worker)
-            .map(|reports| reports.iter().filter(|r| r.role() == ReplicaRole::Leader).count() as u32)
+            .map(|reports| {
+                reports
+                    .iter()
+                    .filter(|r| r.role() == ReplicaRole::Leader)
+                    .count() as u32
+            })
             .unwrap_or(0)
     }
 }
@@ -119,9 +131,21 @@ mod tests {
     fn the_highest_term_leader_report_wins() {
         let mut liveness = Liveness::default();
         let now = Instant::now();
-        liveness.heartbeat(WorkerId(1), vec![report(9, ReplicaRole::Leader, 2, 10)], now);
-        liveness.heartbeat(WorkerId(2), vec![report(9, ReplicaRole::Leader, 3, 12)], now);
-        liveness.heartbeat(WorkerId(3), vec![report(9, ReplicaRole::Follower, 3, 11)], now);
+        liveness.heartbeat(
+            WorkerId(1),
+            vec![report(9, ReplicaRole::Leader, 2, 10)],
+            now,
+        );
+        liveness.heartbeat(
+            WorkerId(2),
+            vec![report(9, ReplicaRole::Leader, 3, 12)],
+            now,
+        );
+        liveness.heartbeat(
+            WorkerId(3),
+            vec![report(9, ReplicaRole::Follower, 3, 11)],
+            now,
+        );
         assert_eq!(liveness.shard_leader(ShardId(9)), Some(WorkerId(2)));
         assert_eq!(liveness.shard_size(ShardId(9)).0, 12);
         assert_eq!(liveness.leader_count(WorkerId(2)), 1);

@@ -155,7 +155,9 @@ pub struct PdState {
     pub collections: BTreeMap<String, CollectionRecord>,
     /// Shards by id.
     pub shards: BTreeMap<ShardId, ShardRecord>,
-    /// The KV namespace (auth state).
+    /// The KV namespace (auth state). Stored as a list of pairs because JSON
+    /// map keys must be strings and these keys are arbitrary bytes.
+    #[serde(with = "kv_pairs")]
     pub kv: BTreeMap<Vec<u8>, KvValue>,
     /// Next unallocated id (ids start at 1).
     pub next_id: u64,
@@ -186,5 +188,47 @@ impl PdState {
         let first = self.next_id.max(1);
         self.next_id = first + count;
         first
+    }
+}
+
+/// Serialises a byte-keyed map as a sequence of `(key, value)` pairs.
+mod kv_pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::KvValue;
+
+    pub fn serialize<S: Serializer>(
+        map: &BTreeMap<Vec<u8>, KvValue>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<Vec<u8>, KvValue>, D::Error> {
+        Vec::<(Vec<u8>, KvValue)>::deserialize(d).map(|pairs| pairs.into_iter().collect())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::super::{KvValue, PdState};
+
+        #[test]
+        fn state_with_binary_kv_keys_round_trips_through_json() {
+            let mut state = PdState::default();
+            state.kv.insert(
+                vec![0, 255, 7],
+                KvValue {
+                    value: b"v".to_vec(),
+                    version: 3,
+                },
+            );
+            let json = serde_json::to_vec(&state).expect("serialises");
+            let back: PdState = serde_json::from_slice(&json).expect("deserialises");
+            assert_eq!(back, state);
+        }
     }
 }

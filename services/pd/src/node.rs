@@ -99,7 +99,9 @@ pub enum NodeError {
 
 fn raft_config(config: &PdNodeConfig) -> Result<Arc<Config>, NodeError> {
     let timing = &config.raft_timing;
-    timing.validate().map_err(|e| NodeError::Config(e.to_string()))?;
+    timing
+        .validate()
+        .map_err(|e| NodeError::Config(e.to_string()))?;
     let raft = Config {
         cluster_name: "vectron-pd".into(),
         heartbeat_interval: timing.heartbeat_interval_ms,
@@ -118,33 +120,45 @@ fn raft_config(config: &PdNodeConfig) -> Result<Arc<Config>, NodeError> {
 }
 
 /// Runs a PD node until `shutdown` resolves.
-pub async fn run(config: PdNodeConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
-    if let Bootstrap::InitialMembers(members) = &config.bootstrap {
-        if !members.contains_key(&config.node_id) {
-            return Err(NodeError::Config(format!(
-                "--node-id {} is not in --initial-members ({:?})",
-                config.node_id,
-                members.keys().collect::<Vec<_>>()
-            )));
-        }
+pub async fn run(
+    config: PdNodeConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), NodeError> {
+    if let Bootstrap::InitialMembers(members) = &config.bootstrap
+        && !members.contains_key(&config.node_id)
+    {
+        return Err(NodeError::Config(format!(
+            "--node-id {} is not in --initial-members ({:?})",
+            config.node_id,
+            members.keys().collect::<Vec<_>>()
+        )));
     }
     let raft_config = raft_config(&config)?;
     let db_path = config.data_dir.join("raft");
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| NodeError::Config(format!(
-        "cannot create data dir {}: {e}",
-        config.data_dir.display()
-    )))?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        NodeError::Config(format!(
+            "cannot create data dir {}: {e}",
+            config.data_dir.display()
+        ))
+    })?;
     let db = open_db(&db_path, &[CF_PD_SNAPSHOT]).map_err(|source| NodeError::Storage {
         path: db_path.clone(),
         source,
     })?;
     let log_store = RocksLogStore::new(db.clone(), PD_GROUP);
-    let state_machine = PdStateMachine::open(db.clone()).map_err(|e| NodeError::Raft(e.to_string()))?;
+    let state_machine =
+        PdStateMachine::open(db.clone()).map_err(|e| NodeError::Raft(e.to_string()))?;
     let state = state_machine.shared();
     let network = GrpcNetworkFactory::new(PD_GROUP, ChannelPool::default());
-    let raft = PdRaft::new(config.node_id, raft_config, network, log_store, state_machine)
-        .await
-        .map_err(|e| NodeError::Raft(e.to_string()))?;
+    let raft = PdRaft::new(
+        config.node_id,
+        raft_config,
+        network,
+        log_store,
+        state_machine,
+    )
+    .await
+    .map_err(|e| NodeError::Raft(e.to_string()))?;
 
     let registry = Arc::new(GroupRegistry::default());
     registry.insert(PD_GROUP, raft.clone());
@@ -154,6 +168,7 @@ pub async fn run(config: PdNodeConfig, shutdown: impl Future<Output = ()>) -> Re
         state,
         liveness: Mutex::new(Liveness::default()),
         worker_down_timeout: config.worker_down_timeout,
+        membership_changes: tokio::sync::Mutex::new(()),
     });
 
     let listener = tokio::net::TcpListener::bind(config.listen_addr)
@@ -248,7 +263,11 @@ async fn join(config: &PdNodeConfig, addr: &str) -> Result<(), NodeError> {
             addr: addr.to_owned(),
             message: e.to_string(),
         })?;
-    info!(node_id = config.node_id, via = addr, "joined the PD cluster as a voter");
+    info!(
+        node_id = config.node_id,
+        via = addr,
+        "joined the PD cluster as a voter"
+    );
     Ok(())
 }
 

@@ -93,7 +93,9 @@ mod tests {
             .collect()
     }
 
-    fn counts(placement: &[Vec<WorkerId>]) -> (BTreeMap<WorkerId, usize>, BTreeMap<WorkerId, usize>) {
+    fn counts(
+        placement: &[Vec<WorkerId>],
+    ) -> (BTreeMap<WorkerId, usize>, BTreeMap<WorkerId, usize>) {
         let mut replicas = BTreeMap::new();
         let mut leaders = BTreeMap::new();
         for shard in placement {
@@ -107,7 +109,11 @@ mod tests {
 
     fn spread(counts: &BTreeMap<WorkerId, usize>, workers: usize) -> usize {
         let max = counts.values().max().copied().unwrap_or(0);
-        let min = if counts.len() < workers { 0 } else { counts.values().min().copied().unwrap_or(0) };
+        let min = if counts.len() < workers {
+            0
+        } else {
+            counts.values().min().copied().unwrap_or(0)
+        };
         max - min
     }
 
@@ -136,7 +142,11 @@ mod tests {
         }
         // Two zones for three replicas: still placed, on distinct workers.
         let placement = place(workers(&["a", "a", "b"]), 2, 3).expect("ok");
-        assert!(placement.iter().all(|s| s.iter().collect::<BTreeSet<_>>().len() == 3));
+        assert!(
+            placement
+                .iter()
+                .all(|s| s.iter().collect::<BTreeSet<_>>().len() == 3)
+        );
     }
 
     #[test]
@@ -144,7 +154,10 @@ mod tests {
         let mut candidates = workers(&["", "", ""]);
         candidates[0].replicas = 10;
         let placement = place(candidates, 2, 2).expect("ok");
-        assert!(placement.iter().all(|s| !s.contains(&WorkerId(1))), "{placement:?}");
+        assert!(
+            placement.iter().all(|s| !s.contains(&WorkerId(1))),
+            "{placement:?}"
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use openraft::BasicNode;
-use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
+use openraft::error::{
+    ChangeMembershipError, CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError,
+};
 use tonic::{Request, Response, Status};
 use vectron_ids::{ShardId, WorkerId};
 use vectron_proto::pd::v1 as pb;
@@ -41,6 +43,10 @@ fn not_leader(forward: ForwardToLeader<u64, BasicNode>) -> PdError {
 fn write_error(error: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> PdError {
     match error {
         RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => not_leader(forward),
+        // Another membership change is still being committed: retryable.
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            ChangeMembershipError::InProgress(e),
+        )) => PdError::Unavailable(e.to_string()),
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
             PdError::FailedPrecondition(e.to_string())
         }
@@ -60,6 +66,8 @@ pub struct PdCore {
     pub liveness: Mutex<Liveness>,
     /// How long a worker may stay silent before it is marked Down.
     pub worker_down_timeout: Duration,
+    /// Serialises membership changes made through this node.
+    pub membership_changes: tokio::sync::Mutex<()>,
 }
 
 impl PdCore {
@@ -117,10 +125,16 @@ impl PdCore {
             .get_node(&leader_id)
             .map(|n| n.addr.clone())
             .unwrap_or_default();
+        let index = |id: Option<openraft::LogId<u64>>| id.map(|l| l.index).unwrap_or(0);
         pb::GetMembersResponse {
             leader_id,
             leader_addr,
             members,
+            node_id: self.node_id,
+            applied_index: index(metrics.last_applied),
+            snapshot_index: index(metrics.snapshot),
+            purged_index: index(metrics.purged),
+            term: metrics.current_term,
         }
     }
 
@@ -176,131 +190,169 @@ fn reply<T>(result: Result<T>) -> RpcResult<T> {
 
 #[tonic::async_trait]
 impl PlacementDriver for PdService {
-    async fn register_worker(&self, request: Request<pb::RegisterWorkerRequest>) -> RpcResult<pb::RegisterWorkerResponse> {
+    async fn register_worker(
+        &self,
+        request: Request<pb::RegisterWorkerRequest>,
+    ) -> RpcResult<pb::RegisterWorkerResponse> {
         let req = request.into_inner();
-        reply(async {
-            validate::check_name("name", &req.name)?;
-            vectron_config::parse_host_port("addr", &req.addr)
-                .map_err(|e| PdError::invalid("addr", e.to_string()))?;
-            let command = PdCommand::RegisterWorker {
-                name: req.name,
-                addr: req.addr,
-                zone: req.zone,
-                now_ms: now_ms(),
-            };
-            match self.core.write(command).await? {
-                PdResponse::Worker(id) => {
-                    self.core.liveness().touch(id, Instant::now());
-                    Ok(pb::RegisterWorkerResponse { worker_id: id.0 })
+        reply(
+            async {
+                validate::check_name("name", &req.name)?;
+                vectron_config::parse_host_port("addr", &req.addr)
+                    .map_err(|e| PdError::invalid("addr", e.to_string()))?;
+                let command = PdCommand::RegisterWorker {
+                    name: req.name,
+                    addr: req.addr,
+                    zone: req.zone,
+                    now_ms: now_ms(),
+                };
+                match self.core.write(command).await? {
+                    PdResponse::Worker(id) => {
+                        self.core.liveness().touch(id, Instant::now());
+                        Ok(pb::RegisterWorkerResponse { worker_id: id.0 })
+                    }
+                    other => Err(PdError::Internal(format!("unexpected reply {other:?}"))),
                 }
-                other => Err(PdError::Internal(format!("unexpected reply {other:?}"))),
             }
-        }
-        .await)
+            .await,
+        )
     }
 
-    async fn heartbeat(&self, request: Request<pb::HeartbeatRequest>) -> RpcResult<pb::HeartbeatResponse> {
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> RpcResult<pb::HeartbeatResponse> {
         let req = request.into_inner();
-        reply(async {
-            self.core.linearizable().await?;
-            let worker_id = WorkerId(req.worker_id);
-            let state = {
+        reply(
+            async {
+                self.core.linearizable().await?;
+                let worker_id = WorkerId(req.worker_id);
+                let state = {
+                    let applied = self.core.state.read();
+                    let worker = applied
+                        .state
+                        .workers
+                        .get(&worker_id)
+                        .ok_or_else(|| PdError::not_found("worker", worker_id.to_string()))?;
+                    worker.state
+                };
+                if state == WorkerState::Removed {
+                    return Err(PdError::FailedPrecondition(format!(
+                        "worker {worker_id} was removed; register again"
+                    )));
+                }
+                self.core
+                    .liveness()
+                    .heartbeat(worker_id, req.replicas, Instant::now());
+                if state == WorkerState::Down {
+                    self.core
+                        .write(PdCommand::SetWorkersLiveness {
+                            down: Vec::new(),
+                            up: vec![worker_id],
+                            now_ms: now_ms(),
+                        })
+                        .await?;
+                }
                 let applied = self.core.state.read();
-                let worker = applied
+                let liveness = self.core.liveness();
+                let assignments = applied
+                    .state
+                    .shards_on(worker_id)
+                    .filter_map(|shard| {
+                        let collection = applied.state.collections.get(&shard.collection)?;
+                        Some(pb::ReplicaAssignment {
+                            shard: Some(convert::shard(
+                                &applied.state,
+                                shard,
+                                liveness.shard_leader(shard.id).map(|w| w.0),
+                            )),
+                            dimension: collection.spec.dimension,
+                            metric: convert::metric(collection.spec.metric).into(),
+                            hnsw: Some(convert::hnsw(&collection.spec.hnsw)),
+                        })
+                    })
+                    .collect();
+                Ok(pb::HeartbeatResponse {
+                    assignments,
+                    steps: Vec::new(),
+                    placement_version: applied.state.placement_version,
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn get_worker(
+        &self,
+        request: Request<pb::GetWorkerRequest>,
+    ) -> RpcResult<pb::GetWorkerResponse> {
+        let req = request.into_inner();
+        reply(
+            async {
+                self.core.linearizable().await?;
+                Ok(pb::GetWorkerResponse {
+                    worker: Some(self.core.worker_message(&req.name)?),
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn list_workers(
+        &self,
+        _request: Request<pb::ListWorkersRequest>,
+    ) -> RpcResult<pb::ListWorkersResponse> {
+        reply(
+            async {
+                self.core.linearizable().await?;
+                let applied = self.core.state.read();
+                let liveness = self.core.liveness();
+                let workers = applied
                     .state
                     .workers
-                    .get(&worker_id)
-                    .ok_or_else(|| PdError::not_found("worker", worker_id.to_string()))?;
-                worker.state
-            };
-            if state == WorkerState::Removed {
-                return Err(PdError::FailedPrecondition(format!(
-                    "worker {worker_id} was removed; register again"
-                )));
+                    .values()
+                    .map(|w| convert::worker(&applied.state, w, liveness.leader_count(w.id)))
+                    .collect();
+                Ok(pb::ListWorkersResponse { workers })
             }
-            self.core.liveness().heartbeat(worker_id, req.replicas, Instant::now());
-            if state == WorkerState::Down {
+            .await,
+        )
+    }
+
+    async fn drain_worker(
+        &self,
+        request: Request<pb::DrainWorkerRequest>,
+    ) -> RpcResult<pb::DrainWorkerResponse> {
+        let req = request.into_inner();
+        reply(
+            async {
                 self.core
-                    .write(PdCommand::SetWorkersLiveness {
-                        down: Vec::new(),
-                        up: vec![worker_id],
-                        now_ms: now_ms(),
+                    .write(PdCommand::DrainWorker {
+                        name: req.name.clone(),
                     })
                     .await?;
-            }
-            let applied = self.core.state.read();
-            let liveness = self.core.liveness();
-            let assignments = applied
-                .state
-                .shards_on(worker_id)
-                .filter_map(|shard| {
-                    let collection = applied.state.collections.get(&shard.collection)?;
-                    Some(pb::ReplicaAssignment {
-                        shard: Some(convert::shard(
-                            &applied.state,
-                            shard,
-                            liveness.shard_leader(shard.id).map(|w| w.0),
-                        )),
-                        dimension: collection.spec.dimension,
-                        metric: convert::metric(collection.spec.metric).into(),
-                        hnsw: Some(convert::hnsw(&collection.spec.hnsw)),
-                    })
+                Ok(pb::DrainWorkerResponse {
+                    worker: Some(self.core.worker_message(&req.name)?),
                 })
-                .collect();
-            Ok(pb::HeartbeatResponse {
-                assignments,
-                steps: Vec::new(),
-                placement_version: applied.state.placement_version,
-            })
-        }
-        .await)
+            }
+            .await,
+        )
     }
 
-    async fn get_worker(&self, request: Request<pb::GetWorkerRequest>) -> RpcResult<pb::GetWorkerResponse> {
+    async fn remove_worker(
+        &self,
+        request: Request<pb::RemoveWorkerRequest>,
+    ) -> RpcResult<pb::RemoveWorkerResponse> {
         let req = request.into_inner();
-        reply(async {
-            self.core.linearizable().await?;
-            Ok(pb::GetWorkerResponse {
-                worker: Some(self.core.worker_message(&req.name)?),
-            })
-        }
-        .await)
-    }
-
-    async fn list_workers(&self, _request: Request<pb::ListWorkersRequest>) -> RpcResult<pb::ListWorkersResponse> {
-        reply(async {
-            self.core.linearizable().await?;
-            let applied = self.core.state.read();
-            let liveness = self.core.liveness();
-            let workers = applied
-                .state
-                .workers
-                .values()
-                .map(|w| convert::worker(&applied.state, w, liveness.leader_count(w.id)))
-                .collect();
-            Ok(pb::ListWorkersResponse { workers })
-        }
-        .await)
-    }
-
-    async fn drain_worker(&self, request: Request<pb::DrainWorkerRequest>) -> RpcResult<pb::DrainWorkerResponse> {
-        let req = request.into_inner();
-        reply(async {
-            self.core.write(PdCommand::DrainWorker { name: req.name.clone() }).await?;
-            Ok(pb::DrainWorkerResponse {
-                worker: Some(self.core.worker_message(&req.name)?),
-            })
-        }
-        .await)
-    }
-
-    async fn remove_worker(&self, request: Request<pb::RemoveWorkerRequest>) -> RpcResult<pb::RemoveWorkerResponse> {
-        let req = request.into_inner();
-        reply(async {
-            self.core.write(PdCommand::RemoveWorker { name: req.name }).await?;
-            Ok(pb::RemoveWorkerResponse {})
-        }
-        .await)
+        reply(
+            async {
+                self.core
+                    .write(PdCommand::RemoveWorker { name: req.name })
+                    .await?;
+                Ok(pb::RemoveWorkerResponse {})
+            }
+            .await,
+        )
     }
 
     async fn create_collection(
@@ -308,39 +360,62 @@ impl PlacementDriver for PdService {
         request: Request<pb::CreateCollectionRequest>,
     ) -> RpcResult<pb::CreateCollectionResponse> {
         let req = request.into_inner();
-        reply(async {
-            let spec = validate::collection_spec(req.spec.as_ref())?;
-            match self.core.write(PdCommand::CreateCollection { spec, now_ms: now_ms() }).await? {
-                PdResponse::Collection(record) => Ok(pb::CreateCollectionResponse {
-                    collection: Some(convert::collection(&record)),
-                }),
-                other => Err(PdError::Internal(format!("unexpected reply {other:?}"))),
+        reply(
+            async {
+                let spec = validate::collection_spec(req.spec.as_ref())?;
+                match self
+                    .core
+                    .write(PdCommand::CreateCollection {
+                        spec,
+                        now_ms: now_ms(),
+                    })
+                    .await?
+                {
+                    PdResponse::Collection(record) => Ok(pb::CreateCollectionResponse {
+                        collection: Some(convert::collection(&record)),
+                    }),
+                    other => Err(PdError::Internal(format!("unexpected reply {other:?}"))),
+                }
             }
-        }
-        .await)
+            .await,
+        )
     }
 
-    async fn drop_collection(&self, request: Request<pb::DropCollectionRequest>) -> RpcResult<pb::DropCollectionResponse> {
+    async fn drop_collection(
+        &self,
+        request: Request<pb::DropCollectionRequest>,
+    ) -> RpcResult<pb::DropCollectionResponse> {
         let req = request.into_inner();
-        reply(async {
-            self.core.write(PdCommand::DropCollection { name: req.name }).await?;
-            Ok(pb::DropCollectionResponse {})
-        }
-        .await)
+        reply(
+            async {
+                self.core
+                    .write(PdCommand::DropCollection { name: req.name })
+                    .await?;
+                Ok(pb::DropCollectionResponse {})
+            }
+            .await,
+        )
     }
 
     async fn list_collections(
         &self,
         _request: Request<pb::ListCollectionsRequest>,
     ) -> RpcResult<pb::ListCollectionsResponse> {
-        reply(async {
-            self.core.linearizable().await?;
-            let applied = self.core.state.read();
-            Ok(pb::ListCollectionsResponse {
-                collections: applied.state.collections.values().map(convert::collection).collect(),
-            })
-        }
-        .await)
+        reply(
+            async {
+                self.core.linearizable().await?;
+                let applied = self.core.state.read();
+                Ok(pb::ListCollectionsResponse {
+                    collections: applied
+                        .state
+                        .collections
+                        .values()
+                        .map(convert::collection)
+                        .collect(),
+                })
+            }
+            .await,
+        )
     }
 
     async fn get_collection_status(
@@ -348,38 +423,40 @@ impl PlacementDriver for PdService {
         request: Request<pb::GetCollectionStatusRequest>,
     ) -> RpcResult<pb::GetCollectionStatusResponse> {
         let req = request.into_inner();
-        reply(async {
-            self.core.linearizable().await?;
-            let routing = self.core.routing(&req.name)?;
-            let liveness = self.core.liveness();
-            let now = Instant::now();
-            let timeout = self.core.worker_down_timeout;
-            let shards: Vec<pb::ShardStatus> = routing
-                .shards
-                .into_iter()
-                .map(|shard| {
-                    let (points, bytes) = liveness.shard_size(ShardId(shard.shard_id));
-                    let live_replicas = shard
-                        .replicas
-                        .iter()
-                        .filter(|r| liveness.is_alive(WorkerId(r.worker_id), timeout, now))
-                        .count() as u32;
-                    pb::ShardStatus {
-                        shard: Some(shard),
-                        points,
-                        bytes,
-                        live_replicas,
-                    }
+        reply(
+            async {
+                self.core.linearizable().await?;
+                let routing = self.core.routing(&req.name)?;
+                let liveness = self.core.liveness();
+                let now = Instant::now();
+                let timeout = self.core.worker_down_timeout;
+                let shards: Vec<pb::ShardStatus> = routing
+                    .shards
+                    .into_iter()
+                    .map(|shard| {
+                        let (points, bytes) = liveness.shard_size(ShardId(shard.shard_id));
+                        let live_replicas = shard
+                            .replicas
+                            .iter()
+                            .filter(|r| liveness.is_alive(WorkerId(r.worker_id), timeout, now))
+                            .count() as u32;
+                        pb::ShardStatus {
+                            shard: Some(shard),
+                            points,
+                            bytes,
+                            live_replicas,
+                        }
+                    })
+                    .collect();
+                let points = shards.iter().map(|s| s.points).sum();
+                Ok(pb::GetCollectionStatusResponse {
+                    collection: routing.collection,
+                    shards,
+                    points,
                 })
-                .collect();
-            let points = shards.iter().map(|s| s.points).sum();
-            Ok(pb::GetCollectionStatusResponse {
-                collection: routing.collection,
-                shards,
-                points,
-            })
-        }
-        .await)
+            }
+            .await,
+        )
     }
 
     async fn get_routing_table(
@@ -387,161 +464,220 @@ impl PlacementDriver for PdService {
         request: Request<pb::GetRoutingTableRequest>,
     ) -> RpcResult<pb::GetRoutingTableResponse> {
         let req = request.into_inner();
-        reply(async {
-            self.core.linearizable().await?;
-            self.core.routing(&req.collection)
-        }
-        .await)
+        reply(
+            async {
+                self.core.linearizable().await?;
+                self.core.routing(&req.collection)
+            }
+            .await,
+        )
     }
 
-    async fn add_member(&self, request: Request<pb::AddMemberRequest>) -> RpcResult<pb::AddMemberResponse> {
+    async fn add_member(
+        &self,
+        request: Request<pb::AddMemberRequest>,
+    ) -> RpcResult<pb::AddMemberResponse> {
         let req = request.into_inner();
-        reply(async {
-            if req.node_id == 0 {
-                return Err(PdError::invalid("node_id", "must be positive"));
+        reply(
+            async {
+                if req.node_id == 0 {
+                    return Err(PdError::invalid("node_id", "must be positive"));
+                }
+                vectron_config::parse_host_port("addr", &req.addr)
+                    .map_err(|e| PdError::invalid("addr", e.to_string()))?;
+                let _one_change_at_a_time = self.core.membership_changes.lock().await;
+                self.core
+                    .raft
+                    .add_learner(req.node_id, BasicNode::new(req.addr.clone()), true)
+                    .await
+                    .map_err(write_error)?;
+                if !req.learner_only {
+                    let mut voters: BTreeSet<u64> = self
+                        .core
+                        .raft
+                        .metrics()
+                        .borrow()
+                        .membership_config
+                        .membership()
+                        .voter_ids()
+                        .collect();
+                    if voters.insert(req.node_id) {
+                        self.core
+                            .raft
+                            .change_membership(voters, false)
+                            .await
+                            .map_err(write_error)?;
+                    }
+                }
+                Ok(pb::AddMemberResponse {
+                    members: self.core.members().members,
+                })
             }
-            vectron_config::parse_host_port("addr", &req.addr)
-                .map_err(|e| PdError::invalid("addr", e.to_string()))?;
-            self.core
-                .raft
-                .add_learner(req.node_id, BasicNode::new(req.addr.clone()), true)
-                .await
-                .map_err(write_error)?;
-            if !req.learner_only {
-                let mut voters: BTreeSet<u64> = self
+            .await,
+        )
+    }
+
+    async fn remove_member(
+        &self,
+        request: Request<pb::RemoveMemberRequest>,
+    ) -> RpcResult<pb::RemoveMemberResponse> {
+        let req = request.into_inner();
+        reply(
+            async {
+                let _one_change_at_a_time = self.core.membership_changes.lock().await;
+                let membership = self
                     .core
                     .raft
                     .metrics()
                     .borrow()
                     .membership_config
                     .membership()
-                    .voter_ids()
-                    .collect();
-                if voters.insert(req.node_id) {
-                    self.core
-                        .raft
-                        .change_membership(voters, false)
-                        .await
-                        .map_err(write_error)?;
+                    .clone();
+                if membership.get_node(&req.node_id).is_none() {
+                    return Err(PdError::not_found("member", req.node_id.to_string()));
                 }
+                let voters: BTreeSet<u64> = membership
+                    .voter_ids()
+                    .filter(|id| *id != req.node_id)
+                    .collect();
+                if voters.is_empty() {
+                    return Err(PdError::FailedPrecondition(
+                        "cannot remove the last voter".into(),
+                    ));
+                }
+                self.core
+                    .raft
+                    .change_membership(voters, false)
+                    .await
+                    .map_err(write_error)?;
+                Ok(pb::RemoveMemberResponse {
+                    members: self.core.members().members,
+                })
             }
-            Ok(pb::AddMemberResponse {
-                members: self.core.members().members,
-            })
-        }
-        .await)
+            .await,
+        )
     }
 
-    async fn remove_member(&self, request: Request<pb::RemoveMemberRequest>) -> RpcResult<pb::RemoveMemberResponse> {
-        let req = request.into_inner();
-        reply(async {
-            let membership = self.core.raft.metrics().borrow().membership_config.membership().clone();
-            if membership.get_node(&req.node_id).is_none() {
-                return Err(PdError::not_found("member", req.node_id.to_string()));
-            }
-            let voters: BTreeSet<u64> = membership.voter_ids().filter(|id| *id != req.node_id).collect();
-            if voters.is_empty() {
-                return Err(PdError::FailedPrecondition("cannot remove the last voter".into()));
-            }
-            self.core
-                .raft
-                .change_membership(voters, false)
-                .await
-                .map_err(write_error)?;
-            Ok(pb::RemoveMemberResponse {
-                members: self.core.members().members,
-            })
-        }
-        .await)
-    }
-
-    async fn get_members(&self, _request: Request<pb::GetMembersRequest>) -> RpcResult<pb::GetMembersResponse> {
+    async fn get_members(
+        &self,
+        _request: Request<pb::GetMembersRequest>,
+    ) -> RpcResult<pb::GetMembersResponse> {
         Ok(Response::new(self.core.members()))
     }
 
-    async fn alloc_id(&self, request: Request<pb::AllocIdRequest>) -> RpcResult<pb::AllocIdResponse> {
+    async fn alloc_id(
+        &self,
+        request: Request<pb::AllocIdRequest>,
+    ) -> RpcResult<pb::AllocIdResponse> {
         let req = request.into_inner();
-        reply(async {
-            if req.count > 1_000_000 {
-                return Err(PdError::invalid("count", "must be at most 1000000"));
+        reply(
+            async {
+                if req.count > 1_000_000 {
+                    return Err(PdError::invalid("count", "must be at most 1000000"));
+                }
+                match self
+                    .core
+                    .write(PdCommand::AllocIds { count: req.count })
+                    .await?
+                {
+                    PdResponse::Ids { first, count } => Ok(pb::AllocIdResponse { first, count }),
+                    other => Err(PdError::Internal(format!("unexpected reply {other:?}"))),
+                }
             }
-            match self.core.write(PdCommand::AllocIds { count: req.count }).await? {
-                PdResponse::Ids { first, count } => Ok(pb::AllocIdResponse { first, count }),
-                other => Err(PdError::Internal(format!("unexpected reply {other:?}"))),
-            }
-        }
-        .await)
+            .await,
+        )
     }
 
     async fn kv_get(&self, request: Request<pb::KvGetRequest>) -> RpcResult<pb::KvGetResponse> {
         let req = request.into_inner();
-        reply(async {
-            self.core.linearizable().await?;
-            let applied = self.core.state.read();
-            Ok(pb::KvGetResponse {
-                pair: applied.state.kv.get(&req.key).map(|v| pb::KvPair {
-                    key: req.key.clone(),
-                    value: v.value.clone(),
-                    version: v.version,
-                }),
-            })
-        }
-        .await)
+        reply(
+            async {
+                self.core.linearizable().await?;
+                let applied = self.core.state.read();
+                Ok(pb::KvGetResponse {
+                    pair: applied.state.kv.get(&req.key).map(|v| pb::KvPair {
+                        key: req.key.clone(),
+                        value: v.value.clone(),
+                        version: v.version,
+                    }),
+                })
+            }
+            .await,
+        )
     }
 
     async fn kv_put(&self, request: Request<pb::KvPutRequest>) -> RpcResult<pb::KvPutResponse> {
         let req = request.into_inner();
-        reply(async {
-            if req.key.is_empty() {
-                return Err(PdError::invalid("key", "must not be empty"));
+        reply(
+            async {
+                if req.key.is_empty() {
+                    return Err(PdError::invalid("key", "must not be empty"));
+                }
+                let command = PdCommand::KvPut {
+                    key: req.key,
+                    value: req.value,
+                    expected_version: req.expected_version,
+                };
+                match self.core.write(command).await? {
+                    PdResponse::KvVersion(version) => Ok(pb::KvPutResponse { version }),
+                    other => Err(PdError::Internal(format!("unexpected reply {other:?}"))),
+                }
             }
-            let command = PdCommand::KvPut {
-                key: req.key,
-                value: req.value,
-                expected_version: req.expected_version,
-            };
-            match self.core.write(command).await? {
-                PdResponse::KvVersion(version) => Ok(pb::KvPutResponse { version }),
-                other => Err(PdError::Internal(format!("unexpected reply {other:?}"))),
-            }
-        }
-        .await)
+            .await,
+        )
     }
 
-    async fn kv_delete(&self, request: Request<pb::KvDeleteRequest>) -> RpcResult<pb::KvDeleteResponse> {
+    async fn kv_delete(
+        &self,
+        request: Request<pb::KvDeleteRequest>,
+    ) -> RpcResult<pb::KvDeleteResponse> {
         let req = request.into_inner();
-        reply(async {
-            match self.core.write(PdCommand::KvDelete { key: req.key }).await? {
-                PdResponse::KvDeleted(deleted) => Ok(pb::KvDeleteResponse { deleted }),
-                other => Err(PdError::Internal(format!("unexpected reply {other:?}"))),
+        reply(
+            async {
+                match self
+                    .core
+                    .write(PdCommand::KvDelete { key: req.key })
+                    .await?
+                {
+                    PdResponse::KvDeleted(deleted) => Ok(pb::KvDeleteResponse { deleted }),
+                    other => Err(PdError::Internal(format!("unexpected reply {other:?}"))),
+                }
             }
-        }
-        .await)
+            .await,
+        )
     }
 
     async fn kv_scan(&self, request: Request<pb::KvScanRequest>) -> RpcResult<pb::KvScanResponse> {
         let req = request.into_inner();
-        reply(async {
-            self.core.linearizable().await?;
-            let limit = if req.limit == 0 { 1000 } else { req.limit.min(10_000) } as usize;
-            let applied = self.core.state.read();
-            let mut pairs: Vec<pb::KvPair> = applied
-                .state
-                .kv
-                .range(req.prefix.clone()..)
-                .take_while(|(k, _)| k.starts_with(&req.prefix))
-                .filter(|(k, _)| req.start_after.is_empty() || k.as_slice() > req.start_after.as_slice())
-                .take(limit + 1)
-                .map(|(k, v)| pb::KvPair {
-                    key: k.clone(),
-                    value: v.value.clone(),
-                    version: v.version,
-                })
-                .collect();
-            let more = pairs.len() > limit;
-            pairs.truncate(limit);
-            Ok(pb::KvScanResponse { pairs, more })
-        }
-        .await)
+        reply(
+            async {
+                self.core.linearizable().await?;
+                let limit = if req.limit == 0 {
+                    1000
+                } else {
+                    req.limit.min(10_000)
+                } as usize;
+                let applied = self.core.state.read();
+                let mut pairs: Vec<pb::KvPair> = applied
+                    .state
+                    .kv
+                    .range(req.prefix.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&req.prefix))
+                    .filter(|(k, _)| {
+                        req.start_after.is_empty() || k.as_slice() > req.start_after.as_slice()
+                    })
+                    .take(limit + 1)
+                    .map(|(k, v)| pb::KvPair {
+                        key: k.clone(),
+                        value: v.value.clone(),
+                        version: v.version,
+                    })
+                    .collect();
+                let more = pairs.len() > limit;
+                pairs.truncate(limit);
+                Ok(pb::KvScanResponse { pairs, more })
+            }
+            .await,
+        )
     }
 }

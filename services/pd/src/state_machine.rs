@@ -97,13 +97,15 @@ impl PdStateMachine {
             .map_err(|e| StorageIOError::read_snapshot(None, &e))?;
         bytes
             .map(|b| {
-                serde_json::from_slice(&b).map_err(|e| StorageIOError::read_snapshot(None, &e).into())
+                serde_json::from_slice(&b)
+                    .map_err(|e| StorageIOError::read_snapshot(None, &e).into())
             })
             .transpose()
     }
 
     fn store(&self, stored: &StoredSnapshot) -> Result<(), StorageError<u64>> {
-        let bytes = serde_json::to_vec(stored).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        let bytes =
+            serde_json::to_vec(stored).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
         let mut batch = rocksdb::WriteBatch::default();
         batch.put_cf(self.cf(), SNAPSHOT_KEY, bytes);
         self.db
@@ -116,12 +118,16 @@ impl RaftSnapshotBuilder<PdTypeConfig> for PdStateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<PdTypeConfig>, StorageError<u64>> {
         let (data, last_applied, membership) = {
             let applied = self.shared.read();
-            let data = serde_json::to_vec(&*applied).map_err(|e| StorageIOError::read_state_machine(&e))?;
+            let data = serde_json::to_vec(&*applied)
+                .map_err(|e| StorageIOError::read_state_machine(&e))?;
             (data, applied.last_applied, applied.membership.clone())
         };
         self.snapshots_built += 1;
         let snapshot_id = match last_applied {
-            Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, self.snapshots_built),
+            Some(id) => format!(
+                "{}-{}-{}",
+                id.leader_id.term, id.index, self.snapshots_built
+            ),
             None => format!("empty-{}", self.snapshots_built),
         };
         let meta = SnapshotMeta {
@@ -178,7 +184,9 @@ impl RaftStateMachine<PdTypeConfig> for PdStateMachine {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<u64>> {
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<u64>> {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
@@ -193,7 +201,8 @@ impl RaftStateMachine<PdTypeConfig> for PdStateMachine {
         // The metadata is authoritative for what the snapshot covers.
         incoming.last_applied = meta.last_log_id;
         incoming.membership = meta.last_membership.clone();
-        let data = serde_json::to_vec(&incoming).map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        let data = serde_json::to_vec(&incoming)
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
         self.store(&StoredSnapshot {
             meta: meta.clone(),
             data,
@@ -202,7 +211,9 @@ impl RaftStateMachine<PdTypeConfig> for PdStateMachine {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<PdTypeConfig>>, StorageError<u64>> {
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<PdTypeConfig>>, StorageError<u64>> {
         Ok(self.read_stored()?.map(|stored| Snapshot {
             meta: stored.meta,
             snapshot: Box::new(Cursor::new(stored.data)),

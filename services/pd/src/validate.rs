@@ -40,10 +40,7 @@ fn metric(raw: i32) -> Result<Metric> {
         Ok(common::Metric::Cosine) => Ok(Metric::Cosine),
         Ok(common::Metric::L2) => Ok(Metric::L2),
         Ok(common::Metric::Dot) => Ok(Metric::Dot),
-        _ => Err(PdError::invalid(
-            "metric",
-            "must be one of cosine, l2, dot",
-        )),
+        _ => Err(PdError::invalid("metric", "must be one of cosine, l2, dot")),
     }
 }
 
@@ -59,7 +56,10 @@ fn hnsw(params: Option<&common::HnswParams>) -> Result<Hnsw> {
         ef_search: pick(params.ef_search, defaults.ef_search),
     };
     if !(2..=256).contains(&hnsw.m) {
-        return Err(PdError::invalid("hnsw.m", format!("must be 2..=256, got {}", hnsw.m)));
+        return Err(PdError::invalid(
+            "hnsw.m",
+            format!("must be 2..=256, got {}", hnsw.m),
+        ));
     }
     if !(hnsw.m..=4096).contains(&hnsw.ef_construction) {
         return Err(PdError::invalid(
@@ -91,7 +91,11 @@ pub fn collection_spec(spec: Option<&pb::CollectionSpec>) -> Result<CollectionSp
     if !(1..=vectron_routing::MAX_SHARDS).contains(&spec.shards) {
         return Err(PdError::invalid(
             "shards",
-            format!("must be 1..={}, got {}", vectron_routing::MAX_SHARDS, spec.shards),
+            format!(
+                "must be 1..={}, got {}",
+                vectron_routing::MAX_SHARDS,
+                spec.shards
+            ),
         ));
     }
     if !(1..=MAX_REPLICATION_FACTOR).contains(&spec.replication_factor) {
@@ -145,17 +149,69 @@ mod tests {
     #[test]
     fn each_bad_field_is_named() {
         let cases: Vec<(pb::CollectionSpec, &str)> = vec![
-            (pb::CollectionSpec { dimension: 0, ..spec() }, "dimension"),
-            (pb::CollectionSpec { dimension: 65_537, ..spec() }, "dimension"),
-            (pb::CollectionSpec { shards: 0, ..spec() }, "shards"),
-            (pb::CollectionSpec { shards: 1025, ..spec() }, "shards"),
-            (pb::CollectionSpec { replication_factor: 0, ..spec() }, "replication_factor"),
-            (pb::CollectionSpec { metric: 0, ..spec() }, "metric"),
-            (pb::CollectionSpec { name: String::new(), ..spec() }, "name"),
-            (pb::CollectionSpec { name: "a/b".into(), ..spec() }, "name"),
             (
                 pb::CollectionSpec {
-                    hnsw: Some(common::HnswParams { m: 1, ef_construction: 0, ef_search: 0 }),
+                    dimension: 0,
+                    ..spec()
+                },
+                "dimension",
+            ),
+            (
+                pb::CollectionSpec {
+                    dimension: 65_537,
+                    ..spec()
+                },
+                "dimension",
+            ),
+            (
+                pb::CollectionSpec {
+                    shards: 0,
+                    ..spec()
+                },
+                "shards",
+            ),
+            (
+                pb::CollectionSpec {
+                    shards: 1025,
+                    ..spec()
+                },
+                "shards",
+            ),
+            (
+                pb::CollectionSpec {
+                    replication_factor: 0,
+                    ..spec()
+                },
+                "replication_factor",
+            ),
+            (
+                pb::CollectionSpec {
+                    metric: 0,
+                    ..spec()
+                },
+                "metric",
+            ),
+            (
+                pb::CollectionSpec {
+                    name: String::new(),
+                    ..spec()
+                },
+                "name",
+            ),
+            (
+                pb::CollectionSpec {
+                    name: "a/b".into(),
+                    ..spec()
+                },
+                "name",
+            ),
+            (
+                pb::CollectionSpec {
+                    hnsw: Some(common::HnswParams {
+                        m: 1,
+                        ef_construction: 0,
+                        ef_search: 0,
+                    }),
                     ..spec()
                 },
                 "hnsw.m",

@@ -4,7 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use openraft::{BasicNode, Entry, EntryPayload, LeaderId, LogId, Membership, StoredMembership, Vote};
+use openraft::{
+    BasicNode, Entry, EntryPayload, LeaderId, LogId, Membership, StoredMembership, Vote,
+};
 use vectron_proto::raft::v1 as pb;
 
 use crate::{GroupConfig, PayloadCodec};
@@ -53,7 +55,10 @@ pub fn log_id_to_pb(log_id: &LogId<u64>) -> pb::LogId {
 
 /// Wire log id → openraft.
 pub fn log_id_from_pb(log_id: &pb::LogId) -> LogId<u64> {
-    LogId::new(LeaderId::new(log_id.term, log_id.leader_node_id), log_id.index)
+    LogId::new(
+        LeaderId::new(log_id.term, log_id.leader_node_id),
+        log_id.index,
+    )
 }
 
 /// Optional log id → wire.
@@ -78,9 +83,14 @@ pub fn membership_to_pb(membership: &Membership<u64, BasicNode>) -> pb::Membersh
             .collect(),
         nodes: membership
             .nodes()
-            .map(|(id, node)| (*id, pb::Node {
-                addr: node.addr.clone(),
-            }))
+            .map(|(id, node)| {
+                (
+                    *id,
+                    pb::Node {
+                        addr: node.addr.clone(),
+                    },
+                )
+            })
             .collect(),
     }
 }
@@ -137,8 +147,17 @@ pub fn entry_to_pb<C: GroupConfig>(entry: &Entry<C>) -> pb::Entry {
 
 /// Wire entry → openraft.
 pub fn entry_from_pb<C: GroupConfig>(entry: &pb::Entry) -> Result<Entry<C>, ConvertError> {
-    let log_id = log_id_from_pb(entry.log_id.as_ref().ok_or(ConvertError::Missing("entry.log_id"))?);
-    let payload = match entry.payload.as_ref().ok_or(ConvertError::Missing("entry.payload"))? {
+    let log_id = log_id_from_pb(
+        entry
+            .log_id
+            .as_ref()
+            .ok_or(ConvertError::Missing("entry.log_id"))?,
+    );
+    let payload = match entry
+        .payload
+        .as_ref()
+        .ok_or(ConvertError::Missing("entry.payload"))?
+    {
         pb::entry::Payload::Blank(_) => EntryPayload::Blank,
         pb::entry::Payload::Normal(bytes) => {
             EntryPayload::Normal(C::D::decode_payload(bytes).map_err(|reason| {
@@ -208,16 +227,25 @@ pub fn append_response_from_pb(
 ) -> Result<openraft::raft::AppendEntriesResponse<u64>, ConvertError> {
     use openraft::raft::AppendEntriesResponse as R;
     use pb::append_entries_response::Result as W;
-    Ok(match resp.result.as_ref().ok_or(ConvertError::Missing("result"))? {
-        W::Success(_) => R::Success,
-        W::PartialSuccess(p) => R::PartialSuccess(opt_log_id_from_pb(&p.matching)),
-        W::Conflict(_) => R::Conflict,
-        W::HigherVote(vote) => R::HigherVote(vote_from_pb(vote)),
-    })
+    Ok(
+        match resp
+            .result
+            .as_ref()
+            .ok_or(ConvertError::Missing("result"))?
+        {
+            W::Success(_) => R::Success,
+            W::PartialSuccess(p) => R::PartialSuccess(opt_log_id_from_pb(&p.matching)),
+            W::Conflict(_) => R::Conflict,
+            W::HigherVote(vote) => R::HigherVote(vote_from_pb(vote)),
+        },
+    )
 }
 
 /// Vote request → wire.
-pub fn vote_request_to_pb(group_id: u64, req: &openraft::raft::VoteRequest<u64>) -> pb::VoteRequest {
+pub fn vote_request_to_pb(
+    group_id: u64,
+    req: &openraft::raft::VoteRequest<u64>,
+) -> pb::VoteRequest {
     pb::VoteRequest {
         group_id,
         vote: Some(vote_to_pb(&req.vote)),

@@ -16,7 +16,9 @@ use rocksdb::{ColumnFamily, DB, Direction, IteratorMode, WriteBatch, WriteOption
 use vectron_proto::raft::v1 as pb;
 
 use crate::GroupConfig;
-use crate::convert::{entry_from_pb, entry_to_pb, log_id_from_pb, log_id_to_pb, vote_from_pb, vote_to_pb};
+use crate::convert::{
+    entry_from_pb, entry_to_pb, log_id_from_pb, log_id_to_pb, vote_from_pb, vote_to_pb,
+};
 
 /// Column family holding log entries, keyed by group id and log index.
 pub const CF_RAFT_LOG: &str = "raft_log";
@@ -127,7 +129,8 @@ impl<C: GroupConfig> RocksLogStore<C> {
         );
         match iter.next() {
             Some(Ok((key, value))) if key.starts_with(&self.group.to_be_bytes()) => {
-                let entry = pb::Entry::decode(value.as_ref()).map_err(|e| StorageIOError::read_logs(&e))?;
+                let entry =
+                    pb::Entry::decode(value.as_ref()).map_err(|e| StorageIOError::read_logs(&e))?;
                 Ok(entry.log_id.as_ref().map(log_id_from_pb))
             }
             Some(Err(e)) => Err(StorageIOError::read_logs(&e).into()),
@@ -177,7 +180,8 @@ impl<C: GroupConfig> RaftLogReader<C> for RocksLogStore<C> {
             if !range.contains(&index) {
                 break;
             }
-            let entry = pb::Entry::decode(value.as_ref()).map_err(|e| StorageIOError::read_logs(&e))?;
+            let entry =
+                pb::Entry::decode(value.as_ref()).map_err(|e| StorageIOError::read_logs(&e))?;
             entries.push(entry_from_pb(&entry).map_err(|e| StorageIOError::read_logs(&e))?);
         }
         Ok(entries)
@@ -225,11 +229,16 @@ impl<C: GroupConfig> RaftLogStorage<C> for RocksLogStore<C> {
             .transpose()
     }
 
-    async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> Result<(), StorageError<u64>> {
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<u64>>,
+    ) -> Result<(), StorageError<u64>> {
         let mut batch = WriteBatch::default();
         let key = meta_key(self.group, META_COMMITTED);
         match committed {
-            Some(log_id) => batch.put_cf(self.cf_meta(), key, log_id_to_pb(&log_id).encode_to_vec()),
+            Some(log_id) => {
+                batch.put_cf(self.cf_meta(), key, log_id_to_pb(&log_id).encode_to_vec())
+            }
             None => batch.delete_cf(self.cf_meta(), key),
         }
         self.write_batch(batch)
@@ -240,7 +249,11 @@ impl<C: GroupConfig> RaftLogStorage<C> for RocksLogStore<C> {
         self.read_meta_log_id(META_COMMITTED)
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<C>) -> Result<(), StorageError<u64>>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<C>,
+    ) -> Result<(), StorageError<u64>>
     where
         I: IntoIterator<Item = Entry<C>> + OptionalSend,
         I::IntoIter: OptionalSend,

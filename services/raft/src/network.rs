@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, SnapshotMismatch, Unreachable,
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, SnapshotMismatch,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, SnapshotSegmentId};
 use tonic::transport::{Channel, Endpoint};
@@ -113,10 +114,14 @@ impl<C: GroupConfig> RaftNetworkFactory<C> for GrpcNetworkFactory<C> {
             group: self.group,
             target,
             addr: node.addr.clone(),
-            client: self.pool.channel(&node.addr).map(RaftClient::new).map_err(|e| match e {
-                TransportError::BadAddress { reason, .. } => reason,
-                other => other.to_string(),
-            }),
+            client: self
+                .pool
+                .channel(&node.addr)
+                .map(RaftClient::new)
+                .map_err(|e| match e {
+                    TransportError::BadAddress { reason, .. } => reason,
+                    other => other.to_string(),
+                }),
             _config: PhantomData,
         }
     }
@@ -138,10 +143,12 @@ fn unreachable<E: std::error::Error>(error: TransportError) -> RPCError<u64, Bas
 
 impl<C: GroupConfig> GrpcNetwork<C> {
     fn client(&self) -> Result<RaftClient<Channel>, TransportError> {
-        self.client.clone().map_err(|reason| TransportError::BadAddress {
-            addr: self.addr.clone(),
-            reason,
-        })
+        self.client
+            .clone()
+            .map_err(|reason| TransportError::BadAddress {
+                addr: self.addr.clone(),
+                reason,
+            })
     }
 
     fn request<T>(&self, message: T, option: &RPCOption) -> tonic::Request<T> {
@@ -151,7 +158,10 @@ impl<C: GroupConfig> GrpcNetwork<C> {
     }
 
     /// Unreachable peers make openraft back off; other failures retry at once.
-    fn status_error<E: std::error::Error>(&self, status: tonic::Status) -> RPCError<u64, BasicNode, E> {
+    fn status_error<E: std::error::Error>(
+        &self,
+        status: tonic::Status,
+    ) -> RPCError<u64, BasicNode, E> {
         let code = status.code();
         let error = TransportError::Status {
             addr: self.addr.clone(),
@@ -163,7 +173,10 @@ impl<C: GroupConfig> GrpcNetwork<C> {
         }
     }
 
-    fn decode_error<E: std::error::Error>(&self, source: convert::ConvertError) -> RPCError<u64, BasicNode, E> {
+    fn decode_error<E: std::error::Error>(
+        &self,
+        source: convert::ConvertError,
+    ) -> RPCError<u64, BasicNode, E> {
         RPCError::Network(NetworkError::new(&TransportError::Decode {
             addr: self.addr.clone(),
             source,
@@ -190,7 +203,10 @@ impl<C: GroupConfig> RaftNetwork<C> for GrpcNetwork<C> {
         &mut self,
         rpc: InstallSnapshotRequest<C>,
         option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<u64>, RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>> {
+    ) -> Result<
+        InstallSnapshotResponse<u64>,
+        RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
+    > {
         let mut client = self.client().map_err(unreachable)?;
         let request = self.request(convert::snapshot_request_to_pb(self.group, &rpc), &option);
         let reply = client
@@ -232,7 +248,10 @@ impl<C: GroupConfig> RaftNetwork<C> for GrpcNetwork<C> {
     ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
         let mut client = self.client().map_err(unreachable)?;
         let request = self.request(convert::vote_request_to_pb(self.group, &rpc), &option);
-        let reply = client.vote(request).await.map_err(|s| self.status_error(s))?;
+        let reply = client
+            .vote(request)
+            .await
+            .map_err(|s| self.status_error(s))?;
         convert::vote_response_from_pb(reply.get_ref()).map_err(|e| self.decode_error(e))
     }
 }

@@ -95,7 +95,10 @@ impl<C: GroupConfig> RaftRpc for RaftService<C> {
         Ok(Response::new(convert::append_response_to_pb(&reply)))
     }
 
-    async fn vote(&self, request: Request<pb::VoteRequest>) -> Result<Response<pb::VoteResponse>, Status> {
+    async fn vote(
+        &self,
+        request: Request<pb::VoteRequest>,
+    ) -> Result<Response<pb::VoteResponse>, Status> {
         let request = request.into_inner();
         let raft = self.registry.require(request.group_id)?;
         let rpc = convert::vote_request_from_pb(&request).map_err(bad_request)?;

@@ -86,7 +86,10 @@ fn create_collection_places_every_shard_on_distinct_workers() {
 #[test]
 fn rejected_creates_change_nothing() {
     let mut state = three_workers();
-    assert!(matches!(create(&mut state, spec("c", 2, 3)), PdResponse::Collection(_)));
+    assert!(matches!(
+        create(&mut state, spec("c", 2, 3)),
+        PdResponse::Collection(_)
+    ));
     let before = state.clone();
     match create(&mut state, spec("c", 1, 1)) {
         PdResponse::Rejected(PdError::AlreadyExists { name, .. }) => assert_eq!(name, "c"),
@@ -98,7 +101,12 @@ fn rejected_creates_change_nothing() {
         }
         other => panic!("expected InvalidArgument, got {other:?}"),
     }
-    match state.apply(PdCommand::DropCollection { name: "nope".into() }, 101) {
+    match state.apply(
+        PdCommand::DropCollection {
+            name: "nope".into(),
+        },
+        101,
+    ) {
         PdResponse::Rejected(PdError::NotFound { kind, .. }) => assert_eq!(kind, "collection"),
         other => panic!("expected NotFound, got {other:?}"),
     }
@@ -117,16 +125,27 @@ fn draining_and_down_workers_get_no_new_replicas() {
     let PdResponse::Collection(record) = create(&mut state, spec("c", 8, 3)) else {
         panic!("expected a collection");
     };
-    assert!(record.shard_ids.iter().all(|id| state.shards[id].replicas.iter().all(|r| r.worker != w3)));
+    assert!(
+        record
+            .shard_ids
+            .iter()
+            .all(|id| state.shards[id].replicas.iter().all(|r| r.worker != w3))
+    );
     // A drained worker with no replicas can be removed.
-    assert_eq!(state.apply(PdCommand::RemoveWorker { name: "w3".into() }, 6), PdResponse::Done);
+    assert_eq!(
+        state.apply(PdCommand::RemoveWorker { name: "w3".into() }, 6),
+        PdResponse::Done
+    );
     assert_eq!(state.workers[&w3].state, WorkerState::Removed);
 }
 
 #[test]
 fn remove_refuses_a_live_worker_with_replicas_but_accepts_a_down_one() {
     let mut state = three_workers();
-    assert!(matches!(create(&mut state, spec("c", 1, 3)), PdResponse::Collection(_)));
+    assert!(matches!(
+        create(&mut state, spec("c", 1, 3)),
+        PdResponse::Collection(_)
+    ));
     let w0 = state.worker_by_name("w0").expect("registered").id;
     let before = state.clone();
     assert!(matches!(
@@ -134,9 +153,19 @@ fn remove_refuses_a_live_worker_with_replicas_but_accepts_a_down_one() {
         PdResponse::Rejected(PdError::FailedPrecondition(_))
     ));
     assert_eq!(state, before);
-    state.apply(PdCommand::SetWorkersLiveness { down: vec![w0], up: vec![], now_ms: 9 }, 8);
+    state.apply(
+        PdCommand::SetWorkersLiveness {
+            down: vec![w0],
+            up: vec![],
+            now_ms: 9,
+        },
+        8,
+    );
     assert_eq!(state.workers[&w0].state, WorkerState::Down);
-    assert_eq!(state.apply(PdCommand::RemoveWorker { name: "w0".into() }, 9), PdResponse::Done);
+    assert_eq!(
+        state.apply(PdCommand::RemoveWorker { name: "w0".into() }, 9),
+        PdResponse::Done
+    );
 }
 
 #[test]
@@ -144,8 +173,22 @@ fn a_drained_worker_coming_back_stays_draining() {
     let mut state = three_workers();
     let w1 = state.worker_by_name("w1").expect("registered").id;
     state.apply(PdCommand::DrainWorker { name: "w1".into() }, 5);
-    state.apply(PdCommand::SetWorkersLiveness { down: vec![w1], up: vec![], now_ms: 9 }, 6);
-    state.apply(PdCommand::SetWorkersLiveness { down: vec![], up: vec![w1], now_ms: 10 }, 7);
+    state.apply(
+        PdCommand::SetWorkersLiveness {
+            down: vec![w1],
+            up: vec![],
+            now_ms: 9,
+        },
+        6,
+    );
+    state.apply(
+        PdCommand::SetWorkersLiveness {
+            down: vec![],
+            up: vec![w1],
+            now_ms: 10,
+        },
+        7,
+    );
     assert_eq!(state.workers[&w1].state, WorkerState::Draining);
 }
 
@@ -165,11 +208,20 @@ fn kv_compare_and_set() {
     assert_eq!(put(&mut state, Some(0), 10), PdResponse::KvVersion(10));
     assert_eq!(
         put(&mut state, Some(0), 11),
-        PdResponse::Rejected(PdError::VersionConflict { expected: 0, actual: 10 })
+        PdResponse::Rejected(PdError::VersionConflict {
+            expected: 0,
+            actual: 10
+        })
     );
     assert_eq!(put(&mut state, Some(10), 12), PdResponse::KvVersion(12));
     assert_eq!(put(&mut state, None, 13), PdResponse::KvVersion(13));
     assert_eq!(state.kv[b"k".as_slice()].value, b"13");
-    assert_eq!(state.apply(PdCommand::KvDelete { key: b"k".to_vec() }, 14), PdResponse::KvDeleted(true));
-    assert_eq!(state.apply(PdCommand::KvDelete { key: b"k".to_vec() }, 15), PdResponse::KvDeleted(false));
+    assert_eq!(
+        state.apply(PdCommand::KvDelete { key: b"k".to_vec() }, 14),
+        PdResponse::KvDeleted(true)
+    );
+    assert_eq!(
+        state.apply(PdCommand::KvDelete { key: b"k".to_vec() }, 15),
+        PdResponse::KvDeleted(false)
+    );
 }

@@ -11,7 +11,9 @@ use vectron_raft::{RocksLogStore, open_db};
 
 struct RocksBuilder;
 
-impl StoreBuilder<PdTypeConfig, RocksLogStore<PdTypeConfig>, PdStateMachine, TempDir> for RocksBuilder {
+impl StoreBuilder<PdTypeConfig, RocksLogStore<PdTypeConfig>, PdStateMachine, TempDir>
+    for RocksBuilder
+{
     async fn build(
         &self,
     ) -> Result<(TempDir, RocksLogStore<PdTypeConfig>, PdStateMachine), StorageError<u64>> {

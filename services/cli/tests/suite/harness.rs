@@ -1,0 +1,288 @@
+//! Starting, killing and restarting real `vectron pd` processes on loopback
+//! for tests and benchmarks. Every process is killed and every temp dir
+//! removed when the cluster value is dropped, even when a test panics; every
+//! wait is bounded.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+use vectron_pd::{PdClient, PdClientOptions};
+use vectron_proto::pd::v1 as pb;
+use vectron_proto::pd::v1::placement_driver_client::PlacementDriverClient;
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral loopback port")
+}
+
+/// Polls `check` every 100 ms until it returns `Some` or `timeout` passes.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One `vectron pd` process (running or stopped).
+pub struct PdNode {
+    /// Raft node id.
+    pub id: u64,
+    /// Loopback address.
+    pub addr: String,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    log: PathBuf,
+    bootstrap: Vec<String>,
+    extra: Vec<String>,
+    child: Option<Child>,
+}
+
+impl PdNode {
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "node {} already running", self.id);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open node log");
+        let child = Command::new(env!("CARGO_BIN_EXE_vectron"))
+            .arg("pd")
+            .args(["--node-id", &self.id.to_string()])
+            .args(["--addr", &self.addr])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(&self.bootstrap)
+            .args(&self.extra)
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn vectron pd");
+        self.child = Some(child);
+    }
+
+    /// kill -9 and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether the process is running.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// The node's log so far (for failure messages).
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let panics = lines.iter().filter(|l| l.contains("panicked at")).take(3);
+        let tail = &lines[lines.len().saturating_sub(30)..];
+        panics.chain(tail).copied().collect::<Vec<_>>().join("\n")
+    }
+
+    /// A client that only knows this node (it still follows leader hints).
+    pub fn client(&self) -> PdClient {
+        PdClient::with_options(
+            std::slice::from_ref(&self.addr),
+            PdClientOptions {
+                deadline: Duration::from_secs(20),
+                ..PdClientOptions::default()
+            },
+        )
+        .expect("valid address")
+    }
+
+    /// This node's own view of the cluster (answered locally).
+    pub async fn members(&self) -> Option<pb::GetMembersResponse> {
+        let mut client = PlacementDriverClient::connect(format!("http://{}", self.addr))
+            .await
+            .ok()?;
+        let request = tonic::Request::new(pb::GetMembersRequest {});
+        tokio::time::timeout(Duration::from_secs(2), client.get_members(request))
+            .await
+            .ok()?
+            .ok()
+            .map(|r| r.into_inner())
+    }
+}
+
+/// A PD cluster of real processes in a temp dir.
+pub struct PdCluster {
+    /// The nodes by position (node id = position + 1).
+    pub nodes: Vec<PdNode>,
+    dir: TempDir,
+    extra: Vec<String>,
+}
+
+impl PdCluster {
+    /// Starts `n` nodes founding one cluster; `extra` flags go to every node.
+    pub fn start(n: u64, extra: &[&str]) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("vectron-pd-test")
+            .tempdir()
+            .expect("temp dir");
+        let addrs: BTreeMap<u64, String> = (1..=n)
+            .map(|id| (id, format!("127.0.0.1:{}", free_port())))
+            .collect();
+        let members = addrs
+            .iter()
+            .map(|(id, addr)| format!("{id}={addr}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let mut cluster = Self {
+            nodes: Vec::new(),
+            dir,
+            extra,
+        };
+        for (id, addr) in addrs {
+            let node =
+                cluster.new_node(id, addr, vec!["--initial-members".into(), members.clone()]);
+            cluster.nodes.push(node);
+        }
+        for node in &mut cluster.nodes {
+            node.spawn();
+        }
+        cluster
+    }
+
+    fn new_node(&self, id: u64, addr: String, bootstrap: Vec<String>) -> PdNode {
+        PdNode {
+            id,
+            addr,
+            data_dir: self.dir.path().join(format!("pd-{id}")),
+            log: self.dir.path().join(format!("pd-{id}.log")),
+            bootstrap,
+            extra: self.extra.clone(),
+            child: None,
+        }
+    }
+
+    /// Starts a new node that joins through `via`; returns its position.
+    pub fn join(&mut self, id: u64, via: &str) -> usize {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut node = self.new_node(id, addr, vec!["--join".into(), via.to_owned()]);
+        node.spawn();
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    /// The node at `position`.
+    pub fn node(&mut self, position: usize) -> &mut PdNode {
+        &mut self.nodes[position]
+    }
+
+    /// Restarts a stopped node with its data dir as it is.
+    pub fn restart(&mut self, position: usize) {
+        self.nodes[position].spawn();
+    }
+
+    /// Deletes a stopped node's data dir.
+    pub fn wipe(&mut self, position: usize) {
+        let node = &self.nodes[position];
+        assert!(!node.is_running(), "stop node {} before wiping it", node.id);
+        let _ = std::fs::remove_dir_all(&node.data_dir);
+    }
+
+    /// All endpoints of running nodes.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| n.is_running())
+            .map(|n| n.addr.clone())
+            .collect()
+    }
+
+    /// A client over every running node.
+    pub fn client(&self) -> PdClient {
+        PdClient::with_options(
+            &self.endpoints(),
+            PdClientOptions {
+                deadline: Duration::from_secs(30),
+                ..PdClientOptions::default()
+            },
+        )
+        .expect("valid addresses")
+    }
+
+    /// Waits until every running node agrees on one leader that calls itself
+    /// leader; returns the leader's position.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> usize {
+        let running: Vec<&PdNode> = self.nodes.iter().filter(|n| n.is_running()).collect();
+        let leader_id = wait_for("a single agreed PD leader", timeout, || async {
+            let mut views = Vec::new();
+            for node in &running {
+                views.push(node.members().await?);
+            }
+            let leader = views.first()?.leader_id;
+            let agreed = leader != 0 && views.iter().all(|v| v.leader_id == leader);
+            let leaders_claimed = views
+                .iter()
+                .filter(|v| v.node_id == leader && v.leader_id == v.node_id)
+                .count();
+            (agreed && leaders_claimed == 1).then_some(leader)
+        })
+        .await;
+        self.nodes
+            .iter()
+            .position(|n| n.id == leader_id)
+            .expect("leader is one of ours")
+    }
+
+    /// Log tails of every node, for assertion messages.
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("--- pd-{} ---\n{}", n.id, n.log_tail()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The temp dir holding every node's data.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for PdCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            node.kill9();
+        }
+        if std::thread::panicking() {
+            eprintln!("PD logs of the failed test:\n{}", self.logs());
+        }
+    }
+}
+
+static PROCESS_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Serialises process tests: several Raft clusters at once on a 2-core
+/// machine would make elections flap and timings meaningless.
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    PROCESS_TESTS.lock().await
+}
