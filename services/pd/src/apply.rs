@@ -3,6 +3,8 @@
 //! command returns [`PdResponse::Rejected`] and leaves the state untouched.
 //! No I/O.
 
+use std::collections::BTreeMap;
+
 use vectron_ids::{CollectionId, ShardId, WorkerId};
 
 use crate::command::{PdCommand, PdResponse};
@@ -202,20 +204,30 @@ impl PdState {
         Ok(record)
     }
 
-    /// Up workers with their current replica and preferred-leader counts.
+    /// Up workers with their current replica and preferred-leader counts,
+    /// counted in one pass over the shards.
     fn candidates(&self) -> Vec<Candidate> {
+        let mut load: BTreeMap<WorkerId, (usize, usize)> = BTreeMap::new();
+        for shard in self.shards.values() {
+            for (position, replica) in shard.replicas.iter().enumerate() {
+                let entry = load.entry(replica.worker).or_default();
+                entry.0 += 1;
+                if position == 0 {
+                    entry.1 += 1;
+                }
+            }
+        }
         self.workers
             .values()
             .filter(|w| w.state == WorkerState::Up)
-            .map(|w| Candidate {
-                id: w.id,
-                zone: w.zone.clone(),
-                replicas: self.replica_count(w.id),
-                leaders: self
-                    .shards
-                    .values()
-                    .filter(|s| s.replicas.first().map(|r| r.worker) == Some(w.id))
-                    .count(),
+            .map(|w| {
+                let (replicas, leaders) = load.get(&w.id).copied().unwrap_or_default();
+                Candidate {
+                    id: w.id,
+                    zone: w.zone.clone(),
+                    replicas,
+                    leaders,
+                }
             })
             .collect()
     }

@@ -70,7 +70,7 @@ impl Default for PdClientOptions {
             request_timeout: Duration::from_secs(5),
             deadline: Duration::from_secs(15),
             initial_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_millis(500),
         }
     }
 }

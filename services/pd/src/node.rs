@@ -171,19 +171,18 @@ pub async fn run(
         membership_changes: tokio::sync::Mutex::new(()),
     });
 
-    let listener = tokio::net::TcpListener::bind(config.listen_addr)
-        .await
-        .map_err(|e| NodeError::Config(format!("cannot listen on {}: {e}", config.listen_addr)))?;
+    // Without TCP_NODELAY small Raft and API messages wait on delayed ACKs
+    // (tens of milliseconds per round trip).
+    let incoming = tonic::transport::server::TcpIncoming::bind(config.listen_addr)
+        .map_err(|e| NodeError::Config(format!("cannot listen on {}: {e}", config.listen_addr)))?
+        .with_nodelay(Some(true));
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let server = tonic::transport::Server::builder()
         .add_service(RaftService::server(registry))
         .add_service(PlacementDriverServer::new(PdService::new(core.clone())))
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            async move {
-                let _ = stop_rx.wait_for(|stop| *stop).await;
-            },
-        );
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        });
     let server = tokio::spawn(server);
     info!(node_id = config.node_id, addr = %config.listen_addr, advertise = %config.advertise_addr, "PD node listening");
 
