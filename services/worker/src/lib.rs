@@ -1,1 +1,10 @@
-//! placeholder
+//! The worker: hosts shard replicas, each its own Raft group with RocksDB
+//! storage and an HNSW index, and serves per-shard data operations.
+//!
+//! Built so far (issue #4 in progress): payload filters (`filter`) and the
+//! distance functions and exact search used as the search fallback and recall
+//! baseline (`distance`, `exact`).
+
+pub mod distance;
+pub mod exact;
+pub mod filter;

@@ -1,0 +1,167 @@
+//! Distance functions and scores of the three collection metrics. Scores are
+//! what the API returns: cosine and dot are similarities (higher is better),
+//! l2 is the squared Euclidean distance (lower is better). The HNSW graph needs
+//! non-negative distances where lower is closer, so each metric also maps to a
+//! graph distance: cosine indexes unit vectors under `1 - dot`; l2 uses the
+//! squared distance; dot indexes vectors augmented with one extra component so
+//! that Euclidean order equals inner-product order (the MIPS reduction of
+//! Bachrach et al., 2014). No I/O.
+
+use std::cmp::Ordering;
+
+use hnsw_rs::anndists::dist::Distance;
+
+/// Distance function of a collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Cosine similarity.
+    Cosine,
+    /// Squared Euclidean distance.
+    L2,
+    /// Inner product.
+    Dot,
+}
+
+/// Dot product.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Squared Euclidean distance.
+pub fn squared_l2(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+}
+
+/// `v` scaled to unit length (the zero vector stays zero).
+pub fn normalized(v: &[f32]) -> Vec<f32> {
+    let norm = dot(v, v).sqrt();
+    if norm == 0.0 {
+        v.to_vec()
+    } else {
+        v.iter().map(|x| x / norm).collect()
+    }
+}
+
+impl Metric {
+    /// Whether higher scores are better.
+    pub fn higher_is_better(self) -> bool {
+        !matches!(self, Metric::L2)
+    }
+
+    /// Orders scores best first.
+    pub fn compare(self, a: f32, b: f32) -> Ordering {
+        let ordering = a.partial_cmp(&b).unwrap_or(Ordering::Equal);
+        if self.higher_is_better() {
+            ordering.reverse()
+        } else {
+            ordering
+        }
+    }
+
+    /// The form a stored vector is scored in: unit length for cosine, as is
+    /// otherwise.
+    pub fn prepare(self, v: &[f32]) -> Vec<f32> {
+        match self {
+            Metric::Cosine => normalized(v),
+            Metric::L2 | Metric::Dot => v.to_vec(),
+        }
+    }
+
+    /// The API score of prepared vectors.
+    pub fn score(self, query: &[f32], point: &[f32]) -> f32 {
+        match self {
+            Metric::Cosine | Metric::Dot => dot(query, point),
+            Metric::L2 => squared_l2(query, point),
+        }
+    }
+}
+
+/// `1 - dot` of unit vectors, clamped at zero against rounding.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnitCosineDistance;
+
+impl Distance<f32> for UnitCosineDistance {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        (1.0 - dot(a, b)).max(0.0)
+    }
+}
+
+/// Squared Euclidean distance.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SquaredL2Distance;
+
+impl Distance<f32> for SquaredL2Distance {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        squared_l2(a, b)
+    }
+}
+
+/// The MIPS reduction: a point `x` with `|x| <= max_norm` is indexed as
+/// `[x, sqrt(max_norm² - |x|²)]` and a query `q` as `[q, 0]`; then
+/// `|q' - x'|² = |q|² + max_norm² - 2 q·x`, so the nearest augmented point has
+/// the largest inner product.
+pub fn augment_point(x: &[f32], max_norm: f32) -> Vec<f32> {
+    let extra = (max_norm * max_norm - dot(x, x)).max(0.0).sqrt();
+    x.iter().copied().chain(std::iter::once(extra)).collect()
+}
+
+/// The query side of [`augment_point`].
+pub fn augment_query(q: &[f32]) -> Vec<f32> {
+    q.iter().copied().chain(std::iter::once(0.0)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_and_order() {
+        let q = [1.0, 0.0];
+        let near = [0.9, 0.1];
+        let far = [-1.0, 0.0];
+        assert!(
+            Metric::L2
+                .compare(Metric::L2.score(&q, &near), Metric::L2.score(&q, &far))
+                .is_lt()
+        );
+        assert!(
+            Metric::Dot
+                .compare(Metric::Dot.score(&q, &near), Metric::Dot.score(&q, &far))
+                .is_lt()
+        );
+        let (qc, nc) = (
+            Metric::Cosine.prepare(&q),
+            Metric::Cosine.prepare(&[3.0, 0.0]),
+        );
+        assert!((Metric::Cosine.score(&qc, &nc) - 1.0).abs() < 1e-6);
+        assert_eq!(Metric::L2.score(&[0.0, 0.0], &[3.0, 4.0]), 25.0);
+    }
+
+    #[test]
+    fn mips_reduction_preserves_inner_product_order() {
+        let points = [
+            vec![1.0, 2.0],
+            vec![3.0, -1.0],
+            vec![0.5, 0.5],
+            vec![-2.0, 2.0],
+        ];
+        let max_norm = points.iter().map(|p| dot(p, p).sqrt()).fold(0.0, f32::max);
+        let q = [0.7, 0.3];
+        let mut by_dot: Vec<usize> = (0..points.len()).collect();
+        by_dot.sort_by(|&a, &b| Metric::Dot.compare(dot(&q, &points[a]), dot(&q, &points[b])));
+        let aq = augment_query(&q);
+        let mut by_l2: Vec<usize> = (0..points.len()).collect();
+        by_l2.sort_by(|&a, &b| {
+            let da = squared_l2(&aq, &augment_point(&points[a], max_norm));
+            let db = squared_l2(&aq, &augment_point(&points[b], max_norm));
+            da.partial_cmp(&db).unwrap_or(Ordering::Equal)
+        });
+        assert_eq!(by_dot, by_l2);
+    }
+
+    #[test]
+    fn cosine_distance_never_goes_negative() {
+        let v = normalized(&[0.1, 0.2, 0.3]);
+        assert!(UnitCosineDistance.eval(&v, &v) >= 0.0);
+    }
+}
