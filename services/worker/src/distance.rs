@@ -3,9 +3,8 @@
 //! l2 is the squared Euclidean distance (lower is better). The HNSW graph needs
 //! non-negative distances where lower is closer, so each metric also maps to a
 //! graph distance: cosine indexes unit vectors under `1 - dot`; l2 uses the
-//! squared distance; dot indexes vectors augmented with one extra component so
-//! that Euclidean order equals inner-product order (the MIPS reduction of
-//! Bachrach et al., 2014). No I/O.
+//! squared distance; dot uses the inner product shifted by the segment's
+//! squared norm bound. No I/O.
 
 use std::cmp::Ordering;
 
@@ -96,18 +95,31 @@ impl Distance<f32> for SquaredL2Distance {
     }
 }
 
-/// The MIPS reduction: a point `x` with `|x| <= max_norm` is indexed as
-/// `[x, sqrt(max_norm² - |x|²)]` and a query `q` as `[q, 0]`; then
-/// `|q' - x'|² = |q|² + max_norm² - 2 q·x`, so the nearest augmented point has
-/// the largest inner product.
-pub fn augment_point(x: &[f32], max_norm: f32) -> Vec<f32> {
-    let extra = (max_norm * max_norm - dot(x, x)).max(0.0).sqrt();
-    x.iter().copied().chain(std::iter::once(extra)).collect()
+/// Inner product as a non-negative distance: `c - a·b`, with `c` the square
+/// of the largest norm the graph accepts, so `a·b <= c` for any two indexed
+/// points (Cauchy–Schwarz). Queries are scaled to that norm before searching,
+/// which keeps their distances non-negative too and does not change
+/// inner-product order.
+#[derive(Debug, Clone, Copy)]
+pub struct ShiftedDotDistance {
+    /// The shift, `max_norm²`.
+    pub c: f32,
 }
 
-/// The query side of [`augment_point`].
-pub fn augment_query(q: &[f32]) -> Vec<f32> {
-    q.iter().copied().chain(std::iter::once(0.0)).collect()
+impl Distance<f32> for ShiftedDotDistance {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        (self.c - dot(a, b)).max(0.0)
+    }
+}
+
+/// `q` scaled to norm `target` (the zero vector stays zero).
+pub fn scaled_to(q: &[f32], target: f32) -> Vec<f32> {
+    let norm = dot(q, q).sqrt();
+    if norm == 0.0 {
+        q.to_vec()
+    } else {
+        q.iter().map(|x| x * target / norm).collect()
+    }
 }
 
 #[cfg(test)]
@@ -138,7 +150,7 @@ mod tests {
     }
 
     #[test]
-    fn mips_reduction_preserves_inner_product_order() {
+    fn shifted_dot_orders_like_inner_product_and_stays_non_negative() {
         let points = [
             vec![1.0, 2.0],
             vec![3.0, -1.0],
@@ -146,17 +158,21 @@ mod tests {
             vec![-2.0, 2.0],
         ];
         let max_norm = points.iter().map(|p| dot(p, p).sqrt()).fold(0.0, f32::max);
-        let q = [0.7, 0.3];
+        let distance = ShiftedDotDistance {
+            c: max_norm * max_norm,
+        };
+        let q = scaled_to(&[70.0, 30.0], max_norm);
         let mut by_dot: Vec<usize> = (0..points.len()).collect();
         by_dot.sort_by(|&a, &b| Metric::Dot.compare(dot(&q, &points[a]), dot(&q, &points[b])));
-        let aq = augment_query(&q);
-        let mut by_l2: Vec<usize> = (0..points.len()).collect();
-        by_l2.sort_by(|&a, &b| {
-            let da = squared_l2(&aq, &augment_point(&points[a], max_norm));
-            let db = squared_l2(&aq, &augment_point(&points[b], max_norm));
+        let mut by_distance: Vec<usize> = (0..points.len()).collect();
+        by_distance.sort_by(|&a, &b| {
+            let (da, db) = (distance.eval(&q, &points[a]), distance.eval(&q, &points[b]));
             da.partial_cmp(&db).unwrap_or(Ordering::Equal)
         });
-        assert_eq!(by_dot, by_l2);
+        assert_eq!(by_dot, by_distance);
+        for p in &points {
+            assert!(distance.eval(&q, p) >= 0.0);
+        }
     }
 
     #[test]
