@@ -6,7 +6,13 @@
 //! baseline (`distance`, `exact`), and the segmented HNSW index of a shard
 //! (`index`).
 
+// openraft's storage traits return its `StorageError`, which is large; our
+// helpers return the same type rather than boxing and unboxing it.
+#![allow(clippy::result_large_err)]
+
 pub mod distance;
 pub mod exact;
 pub mod filter;
 pub mod index;
+pub mod shard;
+pub mod storage;

@@ -53,6 +53,16 @@ impl ShardIndex {
         }
     }
 
+    /// The metric the index scores with.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// The HNSW build parameters.
+    pub fn params(&self) -> HnswParams {
+        self.params
+    }
+
     /// Live points.
     pub fn len(&self) -> usize {
         self.locations.len()

@@ -1,0 +1,449 @@
+//! The state machine of a shard replica: applies each committed entry as one
+//! synced RocksDB write batch, then updates the HNSW index;
+//! rebuilds the index from RocksDB on open; builds and installs snapshots of
+//! the shard's points. Does disk I/O.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::sync::{Arc, RwLock};
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta,
+    StorageError, StorageIOError, StoredMembership,
+};
+use prost::Message;
+use rocksdb::WriteBatch;
+use vectron_proto::worker::v1::Point;
+
+use super::ShardTypeConfig;
+use super::command::{PointRecord, ShardCommand, ShardResponse};
+use crate::distance::Metric;
+use crate::filter::PayloadFilter;
+use crate::index::{HnswParams, ShardIndex};
+use crate::storage::{ShardStore, StoredPoint};
+
+const META_APPLIED: &str = "applied";
+const META_MEMBERSHIP: &str = "membership";
+const META_SNAPSHOT: &str = "snapshot";
+
+/// Points per command are limited so rows `log_index << 16 | position` are
+/// unique.
+pub const MAX_POINTS_PER_COMMAND: usize = 1 << 16;
+
+/// One point of a snapshot, keeping its row.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SnapshotPoint {
+    /// Internal row.
+    #[prost(uint64, tag = "1")]
+    pub row: u64,
+    /// Id, vector and payload.
+    #[prost(message, optional, tag = "2")]
+    pub point: Option<Point>,
+}
+
+/// The data of a shard snapshot.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SnapshotData {
+    /// Every point of the shard.
+    #[prost(message, repeated, tag = "1")]
+    pub points: Vec<SnapshotPoint>,
+}
+
+/// A snapshot as kept in `shard_meta`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta<u64, BasicNode>,
+    data: Vec<u8>,
+}
+
+fn io_read(e: impl std::error::Error + 'static) -> StorageError<u64> {
+    StorageIOError::read_state_machine(&e).into()
+}
+
+fn io_write(e: impl std::error::Error + 'static) -> StorageError<u64> {
+    StorageIOError::write_state_machine(&e).into()
+}
+
+/// The state machine of one shard replica.
+pub struct ShardStateMachine {
+    store: ShardStore,
+    index: Arc<RwLock<ShardIndex>>,
+    applied: Option<LogId<u64>>,
+    membership: StoredMembership<u64, BasicNode>,
+}
+
+impl ShardStateMachine {
+    /// Opens the shard's state, rebuilding its index from RocksDB.
+    pub fn open(
+        store: ShardStore,
+        metric: Metric,
+        params: HnswParams,
+    ) -> Result<Self, StorageError<u64>> {
+        let applied = store
+            .meta(META_APPLIED)
+            .map_err(io_read)?
+            .map(|b| serde_json::from_slice(&b).map_err(io_read))
+            .transpose()?;
+        let membership = store
+            .meta(META_MEMBERSHIP)
+            .map_err(io_read)?
+            .map(|b| serde_json::from_slice(&b).map_err(io_read))
+            .transpose()?
+            .unwrap_or_default();
+        let mut index = ShardIndex::new(metric, params);
+        for stored in store.points().map_err(io_read)? {
+            index.upsert(stored.row, &stored.point.vector);
+        }
+        Ok(Self {
+            store,
+            index: Arc::new(RwLock::new(index)),
+            applied,
+            membership,
+        })
+    }
+
+    /// The shard's index, shared with the search path.
+    pub fn index(&self) -> Arc<RwLock<ShardIndex>> {
+        self.index.clone()
+    }
+
+    fn write_index(&self) -> std::sync::RwLockWriteGuard<'_, ShardIndex> {
+        self.index.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stages `command` into `batch`; returns the result and the index changes
+    /// to make once the batch is durable.
+    fn stage(
+        &self,
+        batch: &mut WriteBatch,
+        overlay: &mut HashMap<String, Option<u64>>,
+        command: ShardCommand,
+        log_index: u64,
+    ) -> Result<(ShardResponse, Vec<IndexChange>), StorageError<u64>> {
+        let mut changes = Vec::new();
+        let row_of = |overlay: &HashMap<String, Option<u64>>, id: &str| match overlay.get(id) {
+            Some(row) => Ok(*row),
+            None => self.store.row_of(id).map_err(io_read),
+        };
+        match command {
+            ShardCommand::Upsert { points } => {
+                if points.len() > MAX_POINTS_PER_COMMAND {
+                    return Ok((
+                        ShardResponse::Rejected(format!(
+                            "at most {MAX_POINTS_PER_COMMAND} points per command"
+                        )),
+                        changes,
+                    ));
+                }
+                let count = points.len() as u64;
+                for (
+                    position,
+                    PointRecord {
+                        id,
+                        vector,
+                        payload,
+                    },
+                ) in points.into_iter().enumerate()
+                {
+                    let canonical = id.canonical();
+                    if let Some(old) = row_of(overlay, &canonical)? {
+                        self.store.delete_point(batch, &canonical, old);
+                        changes.push(IndexChange::Delete(old));
+                    }
+                    let row = (log_index << 16) | position as u64;
+                    let stored = StoredPoint {
+                        row,
+                        point: Point {
+                            id: Some(point_id_to_pb(&id)),
+                            vector: vector.clone(),
+                            payload_json: Vec::new(),
+                        },
+                        payload,
+                    };
+                    self.store.put_point(batch, &canonical, &stored);
+                    overlay.insert(canonical, Some(row));
+                    changes.push(IndexChange::Upsert(row, vector));
+                }
+                Ok((ShardResponse::Upserted(count), changes))
+            }
+            ShardCommand::Delete { ids } => {
+                let mut deleted = 0;
+                for id in ids {
+                    let canonical = id.canonical();
+                    if let Some(row) = row_of(overlay, &canonical)? {
+                        self.store.delete_point(batch, &canonical, row);
+                        overlay.insert(canonical, None);
+                        changes.push(IndexChange::Delete(row));
+                        deleted += 1;
+                    }
+                }
+                Ok((ShardResponse::Deleted(deleted), changes))
+            }
+            ShardCommand::DeleteByFilter { filter } => {
+                let decoded = vectron_proto::common::v1::Filter::decode(filter.as_slice())
+                    .map_err(|e| e.to_string())
+                    .and_then(|f| {
+                        PayloadFilter::from_proto(&f, "filter").map_err(|e| e.to_string())
+                    });
+                let filter = match decoded {
+                    Ok(filter) => filter,
+                    Err(reason) => return Ok((ShardResponse::Rejected(reason), changes)),
+                };
+                let mut deleted = 0;
+                for stored in self.store.points().map_err(io_read)? {
+                    let canonical = stored
+                        .point
+                        .id
+                        .as_ref()
+                        .map(point_id_canonical)
+                        .unwrap_or_default();
+                    if overlay
+                        .get(&canonical)
+                        .is_some_and(|row| *row != Some(stored.row))
+                    {
+                        continue;
+                    }
+                    let payload: serde_json::Value = if stored.payload.is_empty() {
+                        serde_json::Value::Null
+                    } else {
+                        serde_json::from_slice(&stored.payload).unwrap_or(serde_json::Value::Null)
+                    };
+                    if filter.matches(&payload) {
+                        self.store.delete_point(batch, &canonical, stored.row);
+                        overlay.insert(canonical, None);
+                        changes.push(IndexChange::Delete(stored.row));
+                        deleted += 1;
+                    }
+                }
+                Ok((ShardResponse::Deleted(deleted), changes))
+            }
+        }
+    }
+
+    fn snapshot_data(&self) -> Result<Vec<u8>, StorageError<u64>> {
+        let points = self
+            .store
+            .points()
+            .map_err(io_read)?
+            .into_iter()
+            .map(|stored| SnapshotPoint {
+                row: stored.row,
+                point: Some(Point {
+                    payload_json: stored.payload,
+                    ..stored.point
+                }),
+            })
+            .collect();
+        Ok(SnapshotData { points }.encode_to_vec())
+    }
+
+    fn save_snapshot(&self, stored: &StoredSnapshot) -> Result<(), StorageError<u64>> {
+        let mut batch = WriteBatch::default();
+        let bytes = serde_json::to_vec(stored).map_err(io_write)?;
+        self.store.put_meta(&mut batch, META_SNAPSHOT, &bytes);
+        self.store.write(batch).map_err(io_write)
+    }
+}
+
+/// An index update to make after the write batch is durable.
+enum IndexChange {
+    Upsert(u64, Vec<f32>),
+    Delete(u64),
+}
+
+fn point_id_to_pb(id: &vectron_ids::PointId) -> vectron_proto::common::v1::PointId {
+    use vectron_proto::common::v1::point_id::Kind;
+    vectron_proto::common::v1::PointId {
+        kind: Some(match id {
+            vectron_ids::PointId::Num(n) => Kind::Num(*n),
+            vectron_ids::PointId::Str(s) => Kind::Str(s.clone()),
+        }),
+    }
+}
+
+fn point_id_canonical(id: &vectron_proto::common::v1::PointId) -> String {
+    use vectron_proto::common::v1::point_id::Kind;
+    match &id.kind {
+        Some(Kind::Num(n)) => n.to_string(),
+        Some(Kind::Str(s)) => s.clone(),
+        None => String::new(),
+    }
+}
+
+/// Builds a snapshot from points read when the builder was made, so it is a
+/// consistent view even while later entries are applied.
+pub struct ShardSnapshotBuilder {
+    machine_store: ShardStore,
+    /// The points, or the error reading them (never an empty stand-in, which
+    /// would wipe a follower that installs it).
+    data: Option<Result<Vec<u8>, StorageError<u64>>>,
+    meta: SnapshotMeta<u64, BasicNode>,
+}
+
+impl RaftSnapshotBuilder<ShardTypeConfig> for ShardSnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<ShardTypeConfig>, StorageError<u64>> {
+        let data = self.data.take().unwrap_or_else(|| {
+            Err(io_read(std::io::Error::other(
+                "snapshot builder used twice",
+            )))
+        })?;
+        let stored = StoredSnapshot {
+            meta: self.meta.clone(),
+            data,
+        };
+        let mut batch = WriteBatch::default();
+        let bytes = serde_json::to_vec(&stored).map_err(io_write)?;
+        self.machine_store
+            .put_meta(&mut batch, META_SNAPSHOT, &bytes);
+        self.machine_store.write(batch).map_err(io_write)?;
+        Ok(Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(stored.data)),
+        })
+    }
+}
+
+impl RaftStateMachine<ShardTypeConfig> for ShardStateMachine {
+    type SnapshotBuilder = ShardSnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<u64>>, StoredMembership<u64, BasicNode>), StorageError<u64>> {
+        Ok((self.applied, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<ShardResponse>, StorageError<u64>>
+    where
+        I: IntoIterator<Item = Entry<ShardTypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        // One durable batch per entry: a later entry (say a delete by filter)
+        // must see what an earlier one wrote, and each entry's data lands
+        // together with its applied log id.
+        let mut responses = Vec::new();
+        for entry in entries {
+            let mut batch = WriteBatch::default();
+            let mut overlay = HashMap::new();
+            let mut changes = Vec::new();
+            self.applied = Some(entry.log_id);
+            let response = match entry.payload {
+                EntryPayload::Blank => ShardResponse::Done,
+                EntryPayload::Normal(command) => {
+                    let (response, staged) =
+                        self.stage(&mut batch, &mut overlay, command, entry.log_id.index)?;
+                    changes = staged;
+                    response
+                }
+                EntryPayload::Membership(membership) => {
+                    self.membership = StoredMembership::new(Some(entry.log_id), membership);
+                    ShardResponse::Done
+                }
+            };
+            let applied = serde_json::to_vec(&self.applied).map_err(io_write)?;
+            let membership = serde_json::to_vec(&self.membership).map_err(io_write)?;
+            self.store.put_meta(&mut batch, META_APPLIED, &applied);
+            self.store
+                .put_meta(&mut batch, META_MEMBERSHIP, &membership);
+            self.store.write(batch).map_err(io_write)?;
+            let mut index = self.write_index();
+            for change in changes {
+                match change {
+                    IndexChange::Upsert(row, vector) => index.upsert(row, &vector),
+                    IndexChange::Delete(row) => {
+                        index.delete(row);
+                    }
+                }
+            }
+            responses.push(response);
+        }
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        let data = Some(self.snapshot_data());
+        let snapshot_id = match self.applied {
+            Some(id) => format!(
+                "{}-{}-{}",
+                id.leader_id.term, id.leader_id.node_id, id.index
+            ),
+            None => "empty".to_owned(),
+        };
+        ShardSnapshotBuilder {
+            machine_store: self.store.clone(),
+            data,
+            meta: SnapshotMeta {
+                last_log_id: self.applied,
+                last_membership: self.membership.clone(),
+                snapshot_id,
+            },
+        }
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<u64>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<u64, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<u64>> {
+        let bytes = snapshot.into_inner();
+        let data = SnapshotData::decode(bytes.as_slice())
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        let mut batch = WriteBatch::default();
+        self.store.delete_all(&mut batch);
+        let mut vectors = Vec::with_capacity(data.points.len());
+        for snapshot_point in data.points {
+            let mut point = snapshot_point.point.unwrap_or_default();
+            let canonical = point
+                .id
+                .as_ref()
+                .map(point_id_canonical)
+                .unwrap_or_default();
+            let payload = std::mem::take(&mut point.payload_json);
+            vectors.push((snapshot_point.row, point.vector.clone()));
+            let stored = StoredPoint {
+                row: snapshot_point.row,
+                point,
+                payload,
+            };
+            self.store.put_point(&mut batch, &canonical, &stored);
+        }
+        self.applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        let applied = serde_json::to_vec(&self.applied).map_err(io_write)?;
+        let membership = serde_json::to_vec(&self.membership).map_err(io_write)?;
+        self.store.put_meta(&mut batch, META_APPLIED, &applied);
+        self.store
+            .put_meta(&mut batch, META_MEMBERSHIP, &membership);
+        self.store.write(batch).map_err(io_write)?;
+        self.save_snapshot(&StoredSnapshot {
+            meta: meta.clone(),
+            data: bytes,
+        })?;
+        let mut index = self.write_index();
+        let (metric, params) = (index.metric(), index.params());
+        *index = ShardIndex::new(metric, params);
+        for (row, vector) in vectors {
+            index.upsert(row, &vector);
+        }
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<ShardTypeConfig>>, StorageError<u64>> {
+        let Some(bytes) = self.store.meta(META_SNAPSHOT).map_err(io_read)? else {
+            return Ok(None);
+        };
+        let stored: StoredSnapshot = serde_json::from_slice(&bytes).map_err(io_read)?;
+        Ok(Some(Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(stored.data)),
+        }))
+    }
+}

@@ -1,0 +1,232 @@
+//! The worker's RocksDB layout for shard data. One RocksDB per worker; every
+//! key starts with the 8-byte big-endian shard id, so a shard can be read,
+//! snapshotted and dropped on its own. Column families:
+//!
+//! | CF | key | value |
+//! |---|---|---|
+//! | `ids` | shard, canonical point id | row (u64 BE) |
+//! | `points` | shard, row | `worker.v1.Point` without payload (id, vector) |
+//! | `payloads` | shard, row | payload JSON (absent when empty) |
+//! | `shard_meta` | shard, name | applied log id, membership, snapshot |
+//!
+//! plus `raft_log` / `raft_meta` from `vectron-raft`. Rows are assigned by the
+//! state machine from the log index, identically on every replica. Does disk
+//! I/O.
+
+use std::sync::Arc;
+
+use prost::Message;
+use rocksdb::{ColumnFamily, DB, Direction, IteratorMode, WriteBatch};
+use vectron_proto::worker::v1::Point;
+
+/// Column family mapping canonical ids to rows.
+pub const CF_IDS: &str = "ids";
+/// Column family of point ids and vectors by row.
+pub const CF_POINTS: &str = "points";
+/// Column family of payloads by row.
+pub const CF_PAYLOADS: &str = "payloads";
+/// Column family of per-shard metadata.
+pub const CF_SHARD_META: &str = "shard_meta";
+/// Every column family the worker opens besides the Raft ones.
+pub const DATA_CFS: &[&str] = &[CF_IDS, CF_POINTS, CF_PAYLOADS, CF_SHARD_META];
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// RocksDB failed.
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    /// Stored bytes do not decode.
+    #[error("corrupt {what} for shard {shard}: {reason}")]
+    Corrupt {
+        /// What was read.
+        what: &'static str,
+        /// The shard.
+        shard: u64,
+        /// Decoder message.
+        reason: String,
+    },
+}
+
+/// A stored point: row, id + vector record, payload JSON (empty when none).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPoint {
+    /// Internal row.
+    pub row: u64,
+    /// Id and vector (payload_json left empty).
+    pub point: Point,
+    /// Payload JSON bytes; empty when the point has none.
+    pub payload: Vec<u8>,
+}
+
+/// Access to one shard's keys in the worker's RocksDB.
+#[derive(Clone)]
+pub struct ShardStore {
+    db: Arc<DB>,
+    shard: u64,
+}
+
+fn prefixed(shard: u64, rest: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + rest.len());
+    key.extend_from_slice(&shard.to_be_bytes());
+    key.extend_from_slice(rest);
+    key
+}
+
+impl ShardStore {
+    /// The keys of `shard` in `db` (opened with [`DATA_CFS`]).
+    pub fn new(db: Arc<DB>, shard: u64) -> Self {
+        Self { db, shard }
+    }
+
+    /// The shared database.
+    pub fn db(&self) -> &Arc<DB> {
+        &self.db
+    }
+
+    fn cf(&self, name: &str) -> &ColumnFamily {
+        self.db
+            .cf_handle(name)
+            .unwrap_or_else(|| panic!("the worker opens the {name} column family"))
+    }
+
+    fn corrupt(&self, what: &'static str, reason: impl ToString) -> StorageError {
+        StorageError::Corrupt {
+            what,
+            shard: self.shard,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The row of a canonical id.
+    pub fn row_of(&self, canonical_id: &str) -> Result<Option<u64>, StorageError> {
+        let bytes = self.db.get_cf(
+            self.cf(CF_IDS),
+            prefixed(self.shard, canonical_id.as_bytes()),
+        )?;
+        bytes
+            .map(|b| {
+                <[u8; 8]>::try_from(b.as_slice())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| self.corrupt("row", "not 8 bytes"))
+            })
+            .transpose()
+    }
+
+    /// The point stored at `row`.
+    pub fn point(&self, row: u64) -> Result<Option<StoredPoint>, StorageError> {
+        let key = prefixed(self.shard, &row.to_be_bytes());
+        let Some(bytes) = self.db.get_cf(self.cf(CF_POINTS), &key)? else {
+            return Ok(None);
+        };
+        let point = Point::decode(bytes.as_slice()).map_err(|e| self.corrupt("point", e))?;
+        let payload = self
+            .db
+            .get_cf(self.cf(CF_PAYLOADS), &key)?
+            .unwrap_or_default();
+        Ok(Some(StoredPoint {
+            row,
+            point,
+            payload,
+        }))
+    }
+
+    /// The payload JSON of `row` (empty when none).
+    pub fn payload(&self, row: u64) -> Result<Vec<u8>, StorageError> {
+        let key = prefixed(self.shard, &row.to_be_bytes());
+        Ok(self
+            .db
+            .get_cf(self.cf(CF_PAYLOADS), key)?
+            .unwrap_or_default())
+    }
+
+    /// Adds writes of a point to `batch`.
+    pub fn put_point(&self, batch: &mut WriteBatch, canonical_id: &str, stored: &StoredPoint) {
+        let row_key = prefixed(self.shard, &stored.row.to_be_bytes());
+        batch.put_cf(
+            self.cf(CF_IDS),
+            prefixed(self.shard, canonical_id.as_bytes()),
+            stored.row.to_be_bytes(),
+        );
+        batch.put_cf(self.cf(CF_POINTS), &row_key, stored.point.encode_to_vec());
+        if stored.payload.is_empty() {
+            batch.delete_cf(self.cf(CF_PAYLOADS), &row_key);
+        } else {
+            batch.put_cf(self.cf(CF_PAYLOADS), &row_key, &stored.payload);
+        }
+    }
+
+    /// Adds the removal of a point to `batch`.
+    pub fn delete_point(&self, batch: &mut WriteBatch, canonical_id: &str, row: u64) {
+        let row_key = prefixed(self.shard, &row.to_be_bytes());
+        batch.delete_cf(
+            self.cf(CF_IDS),
+            prefixed(self.shard, canonical_id.as_bytes()),
+        );
+        batch.delete_cf(self.cf(CF_POINTS), &row_key);
+        batch.delete_cf(self.cf(CF_PAYLOADS), row_key);
+    }
+
+    /// Every stored point of the shard, in row order.
+    pub fn points(&self) -> Result<Vec<StoredPoint>, StorageError> {
+        let start = prefixed(self.shard, &[]);
+        let mut points = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_POINTS),
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item?;
+            if !key.starts_with(&self.shard.to_be_bytes()) {
+                break;
+            }
+            let row = key
+                .get(8..16)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| self.corrupt("row key", "not 16 bytes"))?;
+            let point = Point::decode(value.as_ref()).map_err(|e| self.corrupt("point", e))?;
+            let payload = self.payload(row)?;
+            points.push(StoredPoint {
+                row,
+                point,
+                payload,
+            });
+        }
+        Ok(points)
+    }
+
+    /// A metadata value.
+    pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.db.get_cf(
+            self.cf(CF_SHARD_META),
+            prefixed(self.shard, name.as_bytes()),
+        )?)
+    }
+
+    /// Adds a metadata write to `batch`.
+    pub fn put_meta(&self, batch: &mut WriteBatch, name: &str, value: &[u8]) {
+        batch.put_cf(
+            self.cf(CF_SHARD_META),
+            prefixed(self.shard, name.as_bytes()),
+            value,
+        );
+    }
+
+    /// Adds the removal of every data key of the shard to `batch` (the Raft
+    /// log is the log store's to drop).
+    pub fn delete_all(&self, batch: &mut WriteBatch) {
+        let start = prefixed(self.shard, &[]);
+        let end = prefixed(self.shard.wrapping_add(1), &[]);
+        for cf in DATA_CFS {
+            batch.delete_range_cf(self.cf(cf), &start, &end);
+        }
+    }
+
+    /// Writes `batch` durably (synced).
+    pub fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        Ok(self
+            .db
+            .write_opt(batch, &vectron_raft::log_store::sync_write_options())?)
+    }
+}

@@ -1,0 +1,5 @@
+//! Integration tests of the worker crate (one test binary, one module per
+//! area).
+
+mod shard_state;
+mod storage_conformance;
