@@ -171,6 +171,8 @@ pub struct WorkerArgs {
     /// Failure zone (rack, availability zone); replicas spread across zones.
     #[arg(long, env = "VECTRON_ZONE", default_value = "")]
     pub zone: String,
+    #[command(flatten)]
+    pub raft: RaftTimingArgs,
 }
 
 /// `vectron auth`.

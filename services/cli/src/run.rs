@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tracing::info;
 
-use crate::args::{Cli, Command, PdArgs};
+use crate::args::{Cli, Command, PdArgs, WorkerArgs};
 
 /// A command that cannot run.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +24,9 @@ pub enum RunError {
     /// The PD node failed.
     #[error(transparent)]
     Pd(#[from] vectron_pd::node::NodeError),
+    /// The worker failed.
+    #[error(transparent)]
+    Worker(#[from] vectron_worker::node::WorkerError),
 }
 
 /// The version line printed by `vectron version`.
@@ -61,7 +64,7 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         Command::Pd(args) => run_pd(args).await,
         Command::Dev(_) => not_implemented("dev", "#5"),
         Command::Playground(_) => not_implemented("playground", "#5"),
-        Command::Worker(_) => not_implemented("worker", "#4"),
+        Command::Worker(args) => run_worker(args).await,
         Command::Auth(_) => not_implemented("auth", "#5"),
         Command::Gateway(_) => not_implemented("gateway", "#5"),
     }
@@ -92,5 +95,31 @@ async fn run_pd(args: PdArgs) -> Result<(), RunError> {
         worker_down_timeout: Duration::from_secs(args.heartbeat_timeout_secs),
     };
     vectron_pd::node::run(config, shutdown_signal()).await?;
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|| "worker".to_owned())
+}
+
+async fn run_worker(args: WorkerArgs) -> Result<(), RunError> {
+    let config = vectron_worker::node::WorkerConfig {
+        name: args.name.clone().unwrap_or_else(hostname),
+        listen_addr: args.addr,
+        advertise_addr: args
+            .advertise_addr
+            .clone()
+            .unwrap_or_else(|| args.addr.to_string()),
+        pd_endpoints: vectron_config::parse_endpoints("--pd-endpoints", &args.pd_endpoints)?,
+        data_dir: args.data_dir.clone(),
+        zone: args.zone.clone(),
+        raft_timing: args.raft.timing(),
+    };
+    vectron_worker::node::run(config, shutdown_signal()).await?;
     Ok(())
 }

@@ -1,10 +1,10 @@
 //! The worker: hosts shard replicas, each its own Raft group with RocksDB
 //! storage and an HNSW index, and serves per-shard data operations.
 //!
-//! Built so far (issue #4 in progress): payload filters (`filter`), the
-//! distance functions and exact search used as the search fallback and recall
-//! baseline (`distance`, `exact`), and the segmented HNSW index of a shard
-//! (`index`).
+//! Layers, each depending only on those before it: `storage` (RocksDB layout)
+//! → `distance` / `exact` / `filter` / `index` (search) → `shard` (Raft
+//! commands and state machine) → `replica` (one hosted group) → `service`
+//! (gRPC) → `node` (PD registration, heartbeats, converging on assignments).
 
 // openraft's storage traits return its `StorageError`, which is large; our
 // helpers return the same type rather than boxing and unboxing it.
@@ -14,5 +14,8 @@ pub mod distance;
 pub mod exact;
 pub mod filter;
 pub mod index;
+pub mod node;
+pub mod replica;
+pub mod service;
 pub mod shard;
 pub mod storage;

@@ -286,3 +286,78 @@ static PROCESS_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     PROCESS_TESTS.lock().await
 }
+
+/// One `vectron worker` process (running or stopped).
+pub struct WorkerProc {
+    /// Registration name.
+    pub name: String,
+    /// Loopback address.
+    pub addr: String,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    log: PathBuf,
+    pd_endpoints: String,
+    child: Option<Child>,
+}
+
+impl WorkerProc {
+    /// A worker named `name` with its data under `dir`, not yet started.
+    pub fn new(dir: &Path, name: &str, pd_endpoints: &[String]) -> Self {
+        Self {
+            name: name.to_owned(),
+            addr: format!("127.0.0.1:{}", free_port()),
+            data_dir: dir.join(name),
+            log: dir.join(format!("{name}.log")),
+            pd_endpoints: pd_endpoints.join(","),
+            child: None,
+        }
+    }
+
+    /// Starts the process.
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none(), "{} already running", self.name);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open worker log");
+        let child = Command::new(env!("CARGO_BIN_EXE_vectron"))
+            .arg("worker")
+            .args(["--name", &self.name])
+            .args(["--addr", &self.addr])
+            .args(["--pd-endpoints", &self.pd_endpoints])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn vectron worker");
+        self.child = Some(child);
+    }
+
+    /// kill -9 and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The last lines of the worker's log.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for WorkerProc {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!("--- {} ---\n{}", self.name, self.log_tail());
+        }
+    }
+}

@@ -4,3 +4,4 @@
 mod cli_contract;
 mod harness;
 mod pd_cluster;
+mod worker_cluster;

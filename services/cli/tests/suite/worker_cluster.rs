@@ -1,0 +1,226 @@
+//! Process tests of workers: a PD and three `vectron worker` processes on
+//! loopback hosting a 3-replica shard, with kill -9 and restart.
+
+use std::time::Duration;
+
+use tonic::transport::Channel;
+use vectron_proto::common::v1::{self as common, Consistency, Metric};
+use vectron_proto::error_detail::detail_of;
+use vectron_proto::pd::v1 as pd;
+use vectron_proto::worker::v1 as pb;
+use vectron_proto::worker::v1::worker_client::WorkerClient;
+
+use crate::harness::{PdCluster, WorkerProc, serial, wait_for};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn client(addr: &str) -> Option<WorkerClient<Channel>> {
+    WorkerClient::connect(format!("http://{addr}"))
+        .await
+        .ok()
+        .map(|c| c.max_decoding_message_size(64 * 1024 * 1024))
+}
+
+fn point(i: u64) -> pb::Point {
+    let x = i as f32;
+    pb::Point {
+        id: Some(common::PointId {
+            kind: Some(common::point_id::Kind::Num(i)),
+        }),
+        vector: vec![x.sin(), x.cos(), (x * 0.1).sin(), 1.0],
+        payload_json: format!(r#"{{"i": {i}}}"#).into_bytes(),
+    }
+}
+
+/// The shard's routing entry from PD.
+async fn shard(pd_client: &vectron_pd::PdClient) -> pd::Shard {
+    let request = pd::GetRoutingTableRequest {
+        collection: "c".into(),
+    };
+    pd_client
+        .call(|mut c| {
+            let request = request.clone();
+            async move { c.get_routing_table(request).await }
+        })
+        .await
+        .expect("routing table")
+        .shards
+        .remove(0)
+}
+
+/// Finds the worker that answers a strong count, following NOT_LEADER hints.
+async fn strong_count(addrs: &[String], shard: &pd::Shard) -> Option<(String, u64)> {
+    for addr in addrs {
+        let Some(mut c) = client(addr).await else {
+            continue;
+        };
+        let request = pb::CountRequest {
+            shard: Some(pb::ShardRef {
+                shard_id: shard.shard_id,
+                epoch: shard.epoch,
+            }),
+            filter: None,
+            consistency: Consistency::Strong.into(),
+        };
+        match c.count(request).await {
+            Ok(reply) => return Some((addr.clone(), reply.into_inner().count)),
+            Err(status) => {
+                let _ = detail_of(&status);
+            }
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acknowledged_upserts_survive_kill_and_restart_of_any_worker() {
+    let _serial = serial().await;
+    let cluster = PdCluster::start(1, &[]);
+    cluster.wait_for_leader(WAIT).await;
+    let endpoints = cluster.endpoints();
+    let mut workers: Vec<WorkerProc> = (0..3)
+        .map(|i| WorkerProc::new(cluster.dir(), &format!("w{i}"), &endpoints))
+        .collect();
+    for w in &mut workers {
+        w.spawn();
+    }
+    let pd_client = cluster.client();
+    wait_for("three workers up", WAIT, || async {
+        let reply = pd_client
+            .call(|mut c| async move { c.list_workers(pd::ListWorkersRequest {}).await })
+            .await
+            .ok()?;
+        (reply
+            .workers
+            .iter()
+            .filter(|w| w.state() == pd::WorkerState::Up)
+            .count()
+            == 3)
+            .then_some(())
+    })
+    .await;
+    let request = pd::CreateCollectionRequest {
+        spec: Some(pd::CollectionSpec {
+            name: "c".into(),
+            dimension: 4,
+            metric: Metric::L2.into(),
+            shards: 1,
+            replication_factor: 3,
+            hnsw: None,
+        }),
+    };
+    pd_client
+        .call(|mut c| {
+            let request = request.clone();
+            async move { c.create_collection(request).await }
+        })
+        .await
+        .expect("create collection");
+    let shard = shard(&pd_client).await;
+    let addrs: Vec<String> = workers.iter().map(|w| w.addr.clone()).collect();
+    let (leader_addr, _) = wait_for("the shard group to elect a leader", WAIT, || async {
+        strong_count(&addrs, &shard).await
+    })
+    .await;
+
+    // 10,000 upserts acknowledged by the leader.
+    let mut leader = client(&leader_addr).await.expect("leader reachable");
+    for batch in 0..20u64 {
+        let request = pb::UpsertRequest {
+            shard: Some(pb::ShardRef {
+                shard_id: shard.shard_id,
+                epoch: shard.epoch,
+            }),
+            points: (batch * 500..(batch + 1) * 500).map(point).collect(),
+        };
+        let reply = leader.upsert(request).await.expect("upsert acknowledged");
+        assert_eq!(reply.into_inner().upserted, 500);
+    }
+
+    // Bad input writes nothing: one NaN in a batch rejects the batch.
+    let mut bad = point(10_001);
+    bad.vector[2] = f32::NAN;
+    let status = leader
+        .upsert(pb::UpsertRequest {
+            shard: Some(pb::ShardRef {
+                shard_id: shard.shard_id,
+                epoch: shard.epoch,
+            }),
+            points: vec![point(10_000), bad],
+        })
+        .await
+        .expect_err("NaN rejected");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        detail_of(&status).map(|d| d.field),
+        Some("points[1].vector[2]".to_string())
+    );
+
+    // Kill each worker in turn (the leader first), restart it, and read every
+    // acknowledged point back with strong consistency.
+    let leader_position = addrs
+        .iter()
+        .position(|a| *a == leader_addr)
+        .expect("leader is ours");
+    for position in [leader_position, (leader_position + 1) % 3] {
+        workers[position].kill9();
+        let (_, count) = wait_for("a strong count from the survivors", WAIT, || async {
+            strong_count(&addrs, &shard).await
+        })
+        .await;
+        assert_eq!(count, 10_000, "after killing {}", workers[position].name);
+        workers[position].spawn();
+    }
+    let (answering, count) = wait_for("a strong count after restarts", WAIT, || async {
+        strong_count(&addrs, &shard).await
+    })
+    .await;
+    assert_eq!(count, 10_000);
+    let mut c = client(&answering).await.expect("reachable");
+    let got = c
+        .get(pb::GetRequest {
+            shard: Some(pb::ShardRef {
+                shard_id: shard.shard_id,
+                epoch: shard.epoch,
+            }),
+            ids: [0u64, 4_321, 9_999, 10_000]
+                .iter()
+                .map(|i| common::PointId {
+                    kind: Some(common::point_id::Kind::Num(*i)),
+                })
+                .collect(),
+            with_vector: true,
+            with_payload: true,
+            consistency: Consistency::Strong.into(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(got.points.len(), 3, "10,000 was never acknowledged");
+    assert_eq!(got.points[1].vector, point(4_321).vector);
+    assert_eq!(got.points[1].payload_json, point(4_321).payload_json);
+
+    // Every replica, including the restarted ones, converges to 10,000 points.
+    for w in &workers {
+        wait_for("every replica to hold every point", WAIT, || {
+            let shard = shard.clone();
+            async move {
+                // A restarted worker registers with PD before it listens.
+                let mut c = client(&w.addr).await?;
+                let reply = c
+                    .count(pb::CountRequest {
+                        shard: Some(pb::ShardRef {
+                            shard_id: shard.shard_id,
+                            epoch: shard.epoch,
+                        }),
+                        filter: None,
+                        consistency: Consistency::Eventual.into(),
+                    })
+                    .await
+                    .ok()?;
+                (reply.into_inner().count == 10_000).then_some(())
+            }
+        })
+        .await;
+    }
+}

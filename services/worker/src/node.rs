@@ -1,0 +1,294 @@
+//! Running a worker: open its RocksDB, register with PD under its name (the
+//! id is kept in the data dir), serve the Worker and Raft services on one
+//! port, and heartbeat every second — reporting replicas and converging on
+//! the assignment in each reply (open new replicas, form new groups, destroy
+//! replicas no longer assigned). Does disk and network I/O.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use openraft::Config;
+use tracing::{info, warn};
+use vectron_config::RaftTiming;
+use vectron_pd::{PdClient, PdClientOptions};
+use vectron_proto::pd::v1 as pd;
+use vectron_proto::worker::v1::worker_server::WorkerServer;
+use vectron_raft::network::ChannelPool;
+use vectron_raft::open_db;
+use vectron_raft::service::{GroupRegistry, RaftService};
+
+use crate::replica::Replica;
+use crate::service::{Replicas, WorkerService};
+use crate::shard::ShardTypeConfig;
+use crate::storage::DATA_CFS;
+
+/// Everything a worker needs to start.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Registration name.
+    pub name: String,
+    /// Listen address.
+    pub listen_addr: SocketAddr,
+    /// Address PD, gateways and peers use.
+    pub advertise_addr: String,
+    /// PD endpoints.
+    pub pd_endpoints: Vec<String>,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Failure zone.
+    pub zone: String,
+    /// Raft timing of shard groups.
+    pub raft_timing: RaftTiming,
+}
+
+/// Why a worker stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// Bad configuration or an unusable data dir.
+    #[error("{0}")]
+    Config(String),
+    /// PD could not be reached or refused us.
+    #[error("PD: {0}")]
+    Pd(String),
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Serve(String),
+}
+
+fn raft_config(timing: &RaftTiming) -> Result<Arc<Config>, WorkerError> {
+    timing
+        .validate()
+        .map_err(|e| WorkerError::Config(e.to_string()))?;
+    Config {
+        cluster_name: "vectron-shard".into(),
+        heartbeat_interval: timing.heartbeat_interval_ms,
+        election_timeout_min: timing.election_timeout_min_ms,
+        election_timeout_max: timing.election_timeout_max_ms,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(5_000),
+        max_in_snapshot_log_to_keep: 1_000,
+        install_snapshot_timeout: 30_000,
+        ..Config::default()
+    }
+    .validate()
+    .map(Arc::new)
+    .map_err(|e| WorkerError::Config(e.to_string()))
+}
+
+async fn register(pd: &PdClient, config: &WorkerConfig) -> Result<u64, WorkerError> {
+    let request = pd::RegisterWorkerRequest {
+        name: config.name.clone(),
+        addr: config.advertise_addr.clone(),
+        zone: config.zone.clone(),
+    };
+    let id = pd
+        .call(|mut c| {
+            let request = request.clone();
+            async move { c.register_worker(request).await }
+        })
+        .await
+        .map_err(|e| WorkerError::Pd(e.to_string()))?
+        .worker_id;
+    let id_file = config.data_dir.join("worker_id");
+    if let Ok(previous) = std::fs::read_to_string(&id_file) {
+        if previous.trim() != id.to_string() {
+            return Err(WorkerError::Config(format!(
+                "{} holds worker id {} but PD knows {:?} as {id}; refusing to mix another worker's data",
+                id_file.display(),
+                previous.trim(),
+                config.name
+            )));
+        }
+    } else {
+        std::fs::write(&id_file, id.to_string())
+            .map_err(|e| WorkerError::Config(format!("cannot write {}: {e}", id_file.display())))?;
+    }
+    Ok(id)
+}
+
+/// Runs a worker until `shutdown` resolves.
+pub async fn run(
+    config: WorkerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), WorkerError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        WorkerError::Config(format!("cannot create {}: {e}", config.data_dir.display()))
+    })?;
+    let raft_config = raft_config(&config.raft_timing)?;
+    let db_path = config.data_dir.join("db");
+    let db = open_db(&db_path, DATA_CFS)
+        .map_err(|e| WorkerError::Config(format!("cannot open {}: {e}", db_path.display())))?;
+    let pd = PdClient::with_options(
+        &config.pd_endpoints,
+        PdClientOptions {
+            deadline: Duration::from_secs(60),
+            ..PdClientOptions::default()
+        },
+    )
+    .map_err(|e| WorkerError::Pd(e.to_string()))?;
+    let worker_id = register(&pd, &config).await?;
+    info!(name = %config.name, worker_id, addr = %config.listen_addr, "worker registered with PD");
+
+    let replicas: Replicas = Arc::new(RwLock::new(HashMap::new()));
+    let registry = Arc::new(GroupRegistry::<ShardTypeConfig>::default());
+    let incoming = tonic::transport::server::TcpIncoming::bind(config.listen_addr)
+        .map_err(|e| WorkerError::Config(format!("cannot listen on {}: {e}", config.listen_addr)))?
+        .with_nodelay(Some(true));
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = tonic::transport::Server::builder()
+        .add_service(RaftService::server(registry.clone()))
+        .add_service(
+            WorkerServer::new(WorkerService::new(replicas.clone()))
+                .max_decoding_message_size(64 * 1024 * 1024)
+                .max_encoding_message_size(64 * 1024 * 1024),
+        )
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        });
+    let server = tokio::spawn(server);
+
+    let converge = Converger {
+        db,
+        worker_id,
+        raft_config,
+        pool: ChannelPool::default(),
+        replicas: replicas.clone(),
+        registry,
+    };
+    let heartbeats = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let reports: Vec<pd::ReplicaReport> =
+                converge.snapshot().iter().map(|r| r.report()).collect();
+            let request = pd::HeartbeatRequest {
+                worker_id,
+                replicas: reports,
+            };
+            match pd
+                .call(|mut c| {
+                    let request = request.clone();
+                    async move { c.heartbeat(request).await }
+                })
+                .await
+            {
+                Ok(reply) => converge.apply(reply).await,
+                Err(e) => warn!(error = %e, "heartbeat to PD failed"),
+            }
+        }
+    });
+
+    shutdown.await;
+    info!(name = %config.name, "worker shutting down");
+    heartbeats.abort();
+    let _ = stop_tx.send(true);
+    let hosted: Vec<Arc<Replica>> = replicas
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    for replica in hosted {
+        let _ = replica.raft.shutdown().await;
+    }
+    server
+        .await
+        .map_err(|e| WorkerError::Serve(e.to_string()))?
+        .map_err(|e| WorkerError::Serve(e.to_string()))
+}
+
+/// Makes the hosted replicas match PD's assignment.
+struct Converger {
+    db: Arc<rocksdb::DB>,
+    worker_id: u64,
+    raft_config: Arc<Config>,
+    pool: ChannelPool,
+    replicas: Replicas,
+    registry: Arc<GroupRegistry<ShardTypeConfig>>,
+}
+
+impl Converger {
+    fn snapshot(&self) -> Vec<Arc<Replica>> {
+        self.replicas
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn hosted(&self, shard_id: u64) -> Option<Arc<Replica>> {
+        self.replicas
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&shard_id)
+            .cloned()
+    }
+
+    async fn apply(&self, reply: pd::HeartbeatResponse) {
+        let mut assigned = HashSet::new();
+        for assignment in &reply.assignments {
+            let Some(shard) = assignment.shard.as_ref() else {
+                continue;
+            };
+            assigned.insert(shard.shard_id);
+            let replica = match self.hosted(shard.shard_id) {
+                Some(replica) => replica,
+                None => {
+                    match Replica::open(
+                        self.db.clone(),
+                        self.worker_id,
+                        assignment,
+                        self.raft_config.clone(),
+                        self.pool.clone(),
+                    )
+                    .await
+                    {
+                        Ok(replica) => {
+                            let replica = Arc::new(replica);
+                            self.registry.insert(shard.shard_id, replica.raft.clone());
+                            self.replicas
+                                .write()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .insert(shard.shard_id, replica.clone());
+                            info!(shard = shard.shard_id, collection = %shard.collection, "replica opened");
+                            replica
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "cannot open replica");
+                            continue;
+                        }
+                    }
+                }
+            };
+            replica.epoch.fetch_max(shard.epoch, Ordering::Relaxed);
+            if let Err(e) = replica.initialize_if_new(shard).await {
+                warn!(error = %e, "cannot initialise shard group");
+            }
+        }
+        let unassigned: Vec<u64> = self
+            .snapshot()
+            .iter()
+            .map(|r| r.shard_id)
+            .filter(|id| !assigned.contains(id))
+            .collect();
+        for shard_id in unassigned {
+            self.registry.remove(shard_id);
+            let removed = self
+                .replicas
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&shard_id);
+            if let Some(replica) = removed.and_then(|r| Arc::try_unwrap(r).ok()) {
+                match replica.destroy().await {
+                    Ok(()) => info!(shard = shard_id, "replica no longer assigned; destroyed"),
+                    Err(e) => warn!(error = %e, "cannot destroy replica"),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! A hosted shard replica: its Raft handle, index, storage and the placement
+//! facts PD gave it (collection, dimension, metric, epoch). Opening one
+//! rebuilds its index from RocksDB; destroying one removes exactly its keys.
+//! Does disk I/O.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use openraft::{BasicNode, Config, ServerState};
+use vectron_proto::common::v1::LeaderHint;
+use vectron_proto::pd::v1 as pb;
+use vectron_raft::RocksLogStore;
+use vectron_raft::network::{ChannelPool, GrpcNetworkFactory};
+
+use crate::distance::Metric;
+use crate::index::{HnswParams, ShardIndex};
+use crate::shard::ShardTypeConfig;
+use crate::shard::state_machine::ShardStateMachine;
+use crate::storage::ShardStore;
+
+/// A shard replica's Raft handle.
+pub type ShardRaft = openraft::Raft<ShardTypeConfig>;
+
+/// One shard replica hosted by this worker.
+pub struct Replica {
+    /// The shard (also the Raft group id).
+    pub shard_id: u64,
+    /// Owning collection.
+    pub collection: String,
+    /// Vector dimension.
+    pub dimension: usize,
+    /// Metric.
+    pub metric: Metric,
+    /// Default search breadth.
+    pub ef_search: usize,
+    /// Latest epoch PD told us.
+    pub epoch: AtomicU64,
+    /// Raft handle.
+    pub raft: ShardRaft,
+    /// The index.
+    pub index: Arc<RwLock<ShardIndex>>,
+    /// Stored points.
+    pub store: ShardStore,
+    log_store: RocksLogStore<ShardTypeConfig>,
+}
+
+/// Why a replica could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("shard {shard_id}: {message}")]
+pub struct ReplicaError {
+    /// The shard.
+    pub shard_id: u64,
+    /// What failed.
+    pub message: String,
+}
+
+fn metric_of(raw: i32) -> Metric {
+    match vectron_proto::common::v1::Metric::try_from(raw) {
+        Ok(vectron_proto::common::v1::Metric::L2) => Metric::L2,
+        Ok(vectron_proto::common::v1::Metric::Dot) => Metric::Dot,
+        _ => Metric::Cosine,
+    }
+}
+
+impl Replica {
+    /// Opens (or creates) the replica PD assigned, as Raft node `node_id`.
+    pub async fn open(
+        db: Arc<rocksdb::DB>,
+        node_id: u64,
+        assignment: &pb::ReplicaAssignment,
+        raft_config: Arc<Config>,
+        pool: ChannelPool,
+    ) -> Result<Self, ReplicaError> {
+        let shard = assignment.shard.clone().unwrap_or_default();
+        let shard_id = shard.shard_id;
+        let error = |message: String| ReplicaError { shard_id, message };
+        let hnsw = assignment.hnsw.unwrap_or_default();
+        let params = HnswParams {
+            m: hnsw.m.clamp(2, 256) as usize,
+            ef_construction: hnsw.ef_construction.max(hnsw.m).max(2) as usize,
+        };
+        let metric = metric_of(assignment.metric);
+        let store = ShardStore::new(db.clone(), shard_id);
+        let state_machine = ShardStateMachine::open(store.clone(), metric, params)
+            .map_err(|e| error(e.to_string()))?;
+        let index = state_machine.index();
+        let log_store = RocksLogStore::new(db, shard_id);
+        let network = GrpcNetworkFactory::new(shard_id, pool);
+        let raft = ShardRaft::new(
+            node_id,
+            raft_config,
+            network,
+            log_store.clone(),
+            state_machine,
+        )
+        .await
+        .map_err(|e| error(e.to_string()))?;
+        Ok(Self {
+            shard_id,
+            collection: shard.collection.clone(),
+            dimension: assignment.dimension as usize,
+            metric,
+            ef_search: if hnsw.ef_search == 0 {
+                64
+            } else {
+                hnsw.ef_search as usize
+            },
+            epoch: AtomicU64::new(shard.epoch),
+            raft,
+            index,
+            store,
+            log_store,
+        })
+    }
+
+    /// Forms the group if this replica has never been initialised and the
+    /// shard is at its first epoch: every founding replica proposes the same
+    /// voters, so exactly one group forms.
+    pub async fn initialize_if_new(&self, shard: &pb::Shard) -> Result<(), ReplicaError> {
+        let initialized = self.raft.is_initialized().await.map_err(|e| ReplicaError {
+            shard_id: self.shard_id,
+            message: e.to_string(),
+        })?;
+        if initialized || shard.epoch > 1 {
+            return Ok(());
+        }
+        let voters: std::collections::BTreeMap<u64, BasicNode> = shard
+            .replicas
+            .iter()
+            .filter(|r| r.kind() != pb::ReplicaKind::Learner)
+            .map(|r| (r.worker_id, BasicNode::new(r.addr.clone())))
+            .collect();
+        if let Err(e) = self.raft.initialize(voters).await {
+            tracing::debug!(shard = self.shard_id, error = %e, "group already initialised");
+        }
+        Ok(())
+    }
+
+    /// What the heartbeat reports about this replica.
+    pub fn report(&self) -> pb::ReplicaReport {
+        let metrics = self.raft.metrics().borrow().clone();
+        let role = match metrics.state {
+            ServerState::Leader => pb::ReplicaRole::Leader,
+            ServerState::Follower => pb::ReplicaRole::Follower,
+            ServerState::Candidate => pb::ReplicaRole::Candidate,
+            _ => pb::ReplicaRole::Learner,
+        };
+        let points = self.index.read().map(|i| i.len() as u64).unwrap_or(0);
+        pb::ReplicaReport {
+            shard_id: self.shard_id,
+            epoch: self.epoch.load(Ordering::Relaxed),
+            role: role.into(),
+            term: metrics.current_term,
+            applied_index: metrics.last_applied.map(|l| l.index).unwrap_or(0),
+            points,
+            bytes: 0,
+        }
+    }
+
+    /// Where the leader is, as far as this replica knows.
+    pub fn leader_hint(&self) -> Option<LeaderHint> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let leader = metrics.current_leader?;
+        let node = metrics
+            .membership_config
+            .membership()
+            .get_node(&leader)?
+            .clone();
+        Some(LeaderHint {
+            node_id: leader,
+            addr: node.addr,
+        })
+    }
+
+    /// Stops the group and deletes every key of the shard.
+    pub async fn destroy(self) -> Result<(), ReplicaError> {
+        let error = |message: String| ReplicaError {
+            shard_id: self.shard_id,
+            message,
+        };
+        let _ = self.raft.shutdown().await;
+        let mut batch = rocksdb::WriteBatch::default();
+        self.store.delete_all(&mut batch);
+        self.store.write(batch).map_err(|e| error(e.to_string()))?;
+        self.log_store.destroy().map_err(|e| error(e.to_string()))
+    }
+}

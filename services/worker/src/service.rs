@@ -1,0 +1,426 @@
+//! The `vectron.worker.v1.Worker` gRPC service: per-shard upsert, delete, get,
+//! search, scroll and count. Writes and strong reads go to the shard leader (a
+//! follower answers NOT_LEADER with a hint); stale epochs get STALE_EPOCH;
+//! input is validated whole before anything is proposed. Does I/O through
+//! Raft and RocksDB.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use prost::Message;
+use tonic::{Request, Response, Status};
+use vectron_proto::common::v1::{self as common, Consistency};
+use vectron_proto::error_detail;
+use vectron_proto::worker::v1 as pb;
+use vectron_proto::worker::v1::worker_server::Worker;
+
+use crate::filter::PayloadFilter;
+use crate::replica::Replica;
+use crate::shard::command::{PointRecord, ShardCommand, ShardResponse};
+use crate::storage::StoredPoint;
+
+/// Largest payload of one point, in bytes of JSON.
+pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+/// Most points per upsert request.
+pub const MAX_POINTS_PER_UPSERT: usize = 10_000;
+
+/// The replicas this worker hosts, by shard id.
+pub type Replicas = Arc<RwLock<HashMap<u64, Arc<Replica>>>>;
+
+/// The worker gRPC service.
+pub struct WorkerService {
+    replicas: Replicas,
+}
+
+impl WorkerService {
+    /// A service over the hosted replicas.
+    pub fn new(replicas: Replicas) -> Self {
+        Self { replicas }
+    }
+
+    fn replica(&self, shard: Option<&pb::ShardRef>) -> Result<Arc<Replica>, Status> {
+        let shard = shard.ok_or_else(|| error_detail::invalid_argument("shard", "is required"))?;
+        let replica = self
+            .replicas
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&shard.shard_id)
+            .cloned()
+            .ok_or_else(|| error_detail::shard_not_found(shard.shard_id))?;
+        let current = replica.epoch.load(Ordering::Relaxed);
+        if shard.epoch < current {
+            return Err(error_detail::stale_epoch(
+                shard.shard_id,
+                shard.epoch,
+                current,
+            ));
+        }
+        Ok(replica)
+    }
+}
+
+fn not_leader(replica: &Replica) -> Status {
+    error_detail::not_leader(
+        format!("this worker does not lead shard {}", replica.shard_id),
+        replica.leader_hint(),
+    )
+}
+
+async fn propose(replica: &Replica, command: ShardCommand) -> Result<ShardResponse, Status> {
+    match replica.raft.client_write(command).await {
+        Ok(reply) => match reply.data {
+            ShardResponse::Rejected(reason) => Err(error_detail::invalid_argument("", reason)),
+            ok => Ok(ok),
+        },
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(not_leader(replica)),
+        Err(e) => Err(Status::unavailable(format!(
+            "shard {}: {e}",
+            replica.shard_id
+        ))),
+    }
+}
+
+/// For strong reads: confirm leadership and wait until everything committed
+/// before the call is applied.
+async fn read_barrier(replica: &Replica, consistency: i32) -> Result<(), Status> {
+    if Consistency::try_from(consistency) == Ok(Consistency::Eventual) {
+        return Ok(());
+    }
+    match replica.raft.ensure_linearizable().await {
+        Ok(_) => Ok(()),
+        Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
+            Err(not_leader(replica))
+        }
+        Err(e) => Err(Status::unavailable(format!(
+            "shard {}: {e}",
+            replica.shard_id
+        ))),
+    }
+}
+
+fn point_id(id: Option<&common::PointId>, field: &str) -> Result<vectron_ids::PointId, Status> {
+    let id = match id.and_then(|id| id.kind.as_ref()) {
+        Some(common::point_id::Kind::Num(n)) => vectron_ids::PointId::Num(*n),
+        Some(common::point_id::Kind::Str(s)) => vectron_ids::PointId::Str(s.clone()),
+        None => {
+            return Err(error_detail::invalid_argument(
+                field,
+                "a point id is required",
+            ));
+        }
+    };
+    id.validate()
+        .map_err(|e| error_detail::invalid_argument(field, e.to_string()))?;
+    Ok(id)
+}
+
+/// Validates every point of an upsert; nothing is written unless all pass.
+fn validate_points(replica: &Replica, points: Vec<pb::Point>) -> Result<Vec<PointRecord>, Status> {
+    if points.len() > MAX_POINTS_PER_UPSERT {
+        return Err(error_detail::invalid_argument(
+            "points",
+            format!(
+                "at most {MAX_POINTS_PER_UPSERT} points per upsert, got {}",
+                points.len()
+            ),
+        ));
+    }
+    points
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let id = point_id(p.id.as_ref(), &format!("points[{i}].id"))?;
+            if p.vector.len() != replica.dimension {
+                return Err(error_detail::invalid_argument(
+                    format!("points[{i}].vector"),
+                    format!(
+                        "point {id}: vector has {} components, collection {:?} has dimension {}",
+                        p.vector.len(),
+                        replica.collection,
+                        replica.dimension
+                    ),
+                ));
+            }
+            if let Some(j) = p.vector.iter().position(|x| !x.is_finite()) {
+                return Err(error_detail::invalid_argument(
+                    format!("points[{i}].vector[{j}]"),
+                    format!("point {id}: component {j} is not a finite number"),
+                ));
+            }
+            if p.payload_json.len() > MAX_PAYLOAD_BYTES {
+                return Err(error_detail::invalid_argument(
+                    format!("points[{i}].payload"),
+                    format!(
+                        "point {id}: payload is {} bytes; the limit is {MAX_PAYLOAD_BYTES}",
+                        p.payload_json.len()
+                    ),
+                ));
+            }
+            if !p.payload_json.is_empty() {
+                let value: serde_json::Value =
+                    serde_json::from_slice(&p.payload_json).map_err(|e| {
+                        error_detail::invalid_argument(
+                            format!("points[{i}].payload"),
+                            format!("point {id}: {e}"),
+                        )
+                    })?;
+                if !value.is_object() {
+                    return Err(error_detail::invalid_argument(
+                        format!("points[{i}].payload"),
+                        format!("point {id}: payload must be a JSON object"),
+                    ));
+                }
+            }
+            Ok(PointRecord {
+                id,
+                vector: p.vector,
+                payload: p.payload_json,
+            })
+        })
+        .collect()
+}
+
+fn payload_value(bytes: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(bytes).unwrap_or(serde_json::Value::Null)
+}
+
+fn output_point(stored: StoredPoint, with_vector: bool, with_payload: bool) -> pb::Point {
+    pb::Point {
+        id: stored.point.id,
+        vector: if with_vector {
+            stored.point.vector
+        } else {
+            Vec::new()
+        },
+        payload_json: if with_payload {
+            stored.payload
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+fn compile_filter(filter: Option<&common::Filter>) -> Result<Option<PayloadFilter>, Status> {
+    filter
+        .map(|f| PayloadFilter::from_proto(f, "filter"))
+        .transpose()
+        .map_err(|e| error_detail::invalid_argument(e.field.clone(), e.to_string()))
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    Status::internal(e.to_string())
+}
+
+#[tonic::async_trait]
+impl Worker for WorkerService {
+    async fn upsert(
+        &self,
+        request: Request<pb::UpsertRequest>,
+    ) -> Result<Response<pb::UpsertResponse>, Status> {
+        let request = request.into_inner();
+        let replica = self.replica(request.shard.as_ref())?;
+        let points = validate_points(&replica, request.points)?;
+        if points.is_empty() {
+            return Ok(Response::new(pb::UpsertResponse { upserted: 0 }));
+        }
+        match propose(&replica, ShardCommand::Upsert { points }).await? {
+            ShardResponse::Upserted(n) => Ok(Response::new(pb::UpsertResponse { upserted: n })),
+            other => Err(internal(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    async fn delete(
+        &self,
+        request: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let request = request.into_inner();
+        let replica = self.replica(request.shard.as_ref())?;
+        let command = match (&request.filter, request.ids.is_empty()) {
+            (Some(filter), true) => {
+                compile_filter(Some(filter))?;
+                ShardCommand::DeleteByFilter {
+                    filter: filter.encode_to_vec(),
+                }
+            }
+            (None, false) => ShardCommand::Delete {
+                ids: request
+                    .ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| point_id(Some(id), &format!("ids[{i}]")))
+                    .collect::<Result<_, _>>()?,
+            },
+            _ => {
+                return Err(error_detail::invalid_argument(
+                    "ids",
+                    "give exactly one of ids or filter",
+                ));
+            }
+        };
+        match propose(&replica, command).await? {
+            ShardResponse::Deleted(n) => Ok(Response::new(pb::DeleteResponse { deleted: n })),
+            other => Err(internal(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    async fn get(
+        &self,
+        request: Request<pb::GetRequest>,
+    ) -> Result<Response<pb::GetResponse>, Status> {
+        let request = request.into_inner();
+        let replica = self.replica(request.shard.as_ref())?;
+        read_barrier(&replica, request.consistency).await?;
+        let mut points = Vec::new();
+        for (i, id) in request.ids.iter().enumerate() {
+            let id = point_id(Some(id), &format!("ids[{i}]"))?;
+            let Some(row) = replica.store.row_of(&id.canonical()).map_err(internal)? else {
+                continue;
+            };
+            if let Some(stored) = replica.store.point(row).map_err(internal)? {
+                points.push(output_point(
+                    stored,
+                    request.with_vector,
+                    request.with_payload,
+                ));
+            }
+        }
+        Ok(Response::new(pb::GetResponse { points }))
+    }
+
+    async fn search(
+        &self,
+        request: Request<pb::SearchRequest>,
+    ) -> Result<Response<pb::SearchResponse>, Status> {
+        let request = request.into_inner();
+        let replica = self.replica(request.shard.as_ref())?;
+        if request.vector.len() != replica.dimension {
+            return Err(error_detail::invalid_argument(
+                "vector",
+                format!(
+                    "query has {} components, dimension is {}",
+                    request.vector.len(),
+                    replica.dimension
+                ),
+            ));
+        }
+        if request.vector.iter().any(|x| !x.is_finite()) {
+            return Err(error_detail::invalid_argument(
+                "vector",
+                "components must be finite numbers",
+            ));
+        }
+        let filter = compile_filter(request.filter.as_ref())?;
+        read_barrier(&replica, request.consistency).await?;
+        let ef = if request.ef == 0 {
+            replica.ef_search
+        } else {
+            request.ef as usize
+        };
+        let store = replica.store.clone();
+        let accept = |row: u64| {
+            filter
+                .as_ref()
+                .is_none_or(|f| f.matches(&payload_value(&store.payload(row).unwrap_or_default())))
+        };
+        let hits = {
+            let index = replica.index.read().unwrap_or_else(|p| p.into_inner());
+            let accept: Option<&dyn Fn(u64) -> bool> = if filter.is_some() {
+                Some(&accept)
+            } else {
+                None
+            };
+            index.search(&request.vector, request.top_k as usize, ef, accept)
+        };
+        let mut results = Vec::with_capacity(hits.len());
+        for (row, score) in hits {
+            if let Some(stored) = replica.store.point(row).map_err(internal)? {
+                let point = output_point(stored, request.with_vector, request.with_payload);
+                results.push(pb::ScoredPoint {
+                    id: point.id,
+                    score,
+                    vector: point.vector,
+                    payload_json: point.payload_json,
+                });
+            }
+        }
+        Ok(Response::new(pb::SearchResponse { results }))
+    }
+
+    async fn scroll(
+        &self,
+        request: Request<pb::ScrollRequest>,
+    ) -> Result<Response<pb::ScrollResponse>, Status> {
+        let request = request.into_inner();
+        let replica = self.replica(request.shard.as_ref())?;
+        let filter = compile_filter(request.filter.as_ref())?;
+        read_barrier(&replica, request.consistency).await?;
+        let limit = if request.limit == 0 {
+            100
+        } else {
+            request.limit.min(10_000)
+        } as usize;
+        let mut points: Vec<(String, StoredPoint)> = replica
+            .store
+            .points()
+            .map_err(internal)?
+            .into_iter()
+            .filter(|p| {
+                filter
+                    .as_ref()
+                    .is_none_or(|f| f.matches(&payload_value(&p.payload)))
+            })
+            .map(|p| (canonical(p.point.id.as_ref()), p))
+            .filter(|(id, _)| request.after_id.as_ref().is_none_or(|after| id > after))
+            .collect();
+        points.sort_by(|a, b| a.0.cmp(&b.0));
+        let more = points.len() > limit;
+        points.truncate(limit);
+        let next_after_id = if more {
+            points.last().map(|(id, _)| id.clone())
+        } else {
+            None
+        };
+        Ok(Response::new(pb::ScrollResponse {
+            points: points
+                .into_iter()
+                .map(|(_, p)| output_point(p, request.with_vector, request.with_payload))
+                .collect(),
+            next_after_id,
+        }))
+    }
+
+    async fn count(
+        &self,
+        request: Request<pb::CountRequest>,
+    ) -> Result<Response<pb::CountResponse>, Status> {
+        let request = request.into_inner();
+        let replica = self.replica(request.shard.as_ref())?;
+        let filter = compile_filter(request.filter.as_ref())?;
+        read_barrier(&replica, request.consistency).await?;
+        let count = match filter {
+            None => replica
+                .index
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .len() as u64,
+            Some(filter) => replica
+                .store
+                .points()
+                .map_err(internal)?
+                .iter()
+                .filter(|p| filter.matches(&payload_value(&p.payload)))
+                .count() as u64,
+        };
+        Ok(Response::new(pb::CountResponse { count }))
+    }
+}
+
+fn canonical(id: Option<&common::PointId>) -> String {
+    match id.and_then(|id| id.kind.as_ref()) {
+        Some(common::point_id::Kind::Num(n)) => n.to_string(),
+        Some(common::point_id::Kind::Str(s)) => s.clone(),
+        None => String::new(),
+    }
+}
