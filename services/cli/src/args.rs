@@ -171,6 +171,10 @@ pub struct WorkerArgs {
     /// Failure zone (rack, availability zone); replicas spread across zones.
     #[arg(long, env = "VECTRON_ZONE", default_value = "")]
     pub zone: String,
+    /// Snapshot each shard (and purge its log behind it) every N entries.
+    #[arg(long, env = "VECTRON_SNAPSHOT_EVERY", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshot_every: u64,
     #[command(flatten)]
     pub raft: RaftTimingArgs,
 }

@@ -119,6 +119,7 @@ async fn run_worker(args: WorkerArgs) -> Result<(), RunError> {
         data_dir: args.data_dir.clone(),
         zone: args.zone.clone(),
         raft_timing: args.raft.timing(),
+        snapshot_every: args.snapshot_every,
     };
     vectron_worker::node::run(config, shutdown_signal()).await?;
     Ok(())

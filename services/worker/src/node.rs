@@ -44,6 +44,8 @@ pub struct WorkerConfig {
     pub zone: String,
     /// Raft timing of shard groups.
     pub raft_timing: RaftTiming,
+    /// Snapshot each shard (and purge its log behind) every this many entries.
+    pub snapshot_every: u64,
 }
 
 /// Why a worker stopped.
@@ -60,7 +62,7 @@ pub enum WorkerError {
     Serve(String),
 }
 
-fn raft_config(timing: &RaftTiming) -> Result<Arc<Config>, WorkerError> {
+fn raft_config(timing: &RaftTiming, snapshot_every: u64) -> Result<Arc<Config>, WorkerError> {
     timing
         .validate()
         .map_err(|e| WorkerError::Config(e.to_string()))?;
@@ -69,8 +71,8 @@ fn raft_config(timing: &RaftTiming) -> Result<Arc<Config>, WorkerError> {
         heartbeat_interval: timing.heartbeat_interval_ms,
         election_timeout_min: timing.election_timeout_min_ms,
         election_timeout_max: timing.election_timeout_max_ms,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(5_000),
-        max_in_snapshot_log_to_keep: 1_000,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_every.max(1)),
+        max_in_snapshot_log_to_keep: snapshot_every.min(1_000),
         install_snapshot_timeout: 30_000,
         ..Config::default()
     }
@@ -118,7 +120,7 @@ pub async fn run(
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         WorkerError::Config(format!("cannot create {}: {e}", config.data_dir.display()))
     })?;
-    let raft_config = raft_config(&config.raft_timing)?;
+    let raft_config = raft_config(&config.raft_timing, config.snapshot_every)?;
     let db_path = config.data_dir.join("db");
     let db = open_db(&db_path, DATA_CFS)
         .map_err(|e| WorkerError::Config(format!("cannot open {}: {e}", db_path.display())))?;

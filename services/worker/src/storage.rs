@@ -79,6 +79,11 @@ impl ShardStore {
         Self { db, shard }
     }
 
+    /// The shard this store reads and writes.
+    pub fn shard_id(&self) -> u64 {
+        self.shard
+    }
+
     /// The shared database.
     pub fn db(&self) -> &Arc<DB> {
         &self.db

@@ -297,6 +297,8 @@ pub struct WorkerProc {
     pub data_dir: PathBuf,
     log: PathBuf,
     pd_endpoints: String,
+    /// Extra flags passed at every start.
+    pub extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -309,6 +311,7 @@ impl WorkerProc {
             data_dir: dir.join(name),
             log: dir.join(format!("{name}.log")),
             pd_endpoints: pd_endpoints.join(","),
+            extra: Vec::new(),
             child: None,
         }
     }
@@ -328,6 +331,7 @@ impl WorkerProc {
             .args(["--pd-endpoints", &self.pd_endpoints])
             .arg("--data-dir")
             .arg(&self.data_dir)
+            .args(&self.extra)
             .env("RUST_LOG", "info,openraft=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -343,6 +347,11 @@ impl WorkerProc {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// The worker's whole log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The last lines of the worker's log.

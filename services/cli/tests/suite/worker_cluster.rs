@@ -82,6 +82,9 @@ async fn acknowledged_upserts_survive_kill_and_restart_of_any_worker() {
         .map(|i| WorkerProc::new(cluster.dir(), &format!("w{i}"), &endpoints))
         .collect();
     for w in &mut workers {
+        // Snapshot often so the log is purged and a wiped replica has to
+        // catch up through a snapshot.
+        w.extra = vec!["--snapshot-every".into(), "5".into()];
         w.spawn();
     }
     let pd_client = cluster.client();
@@ -200,7 +203,15 @@ async fn acknowledged_upserts_survive_kill_and_restart_of_any_worker() {
     assert_eq!(got.points[1].vector, point(4_321).vector);
     assert_eq!(got.points[1].payload_json, point(4_321).payload_json);
 
-    // Every replica, including the restarted ones, converges to 10,000 points.
+    // A replica whose data dir is wiped comes back through a snapshot.
+    let (leader_now, _) = strong_count(&addrs, &shard).await.expect("a leader");
+    let wiped = (addrs.iter().position(|a| *a == leader_now).expect("ours") + 1) % 3;
+    workers[wiped].kill9();
+    std::fs::remove_dir_all(&workers[wiped].data_dir).expect("wipe data dir");
+    workers[wiped].spawn();
+
+    // Every replica, including the restarted and wiped ones, converges to
+    // 10,000 points.
     for w in &workers {
         wait_for("every replica to hold every point", WAIT, || {
             let shard = shard.clone();
@@ -223,4 +234,11 @@ async fn acknowledged_upserts_survive_kill_and_restart_of_any_worker() {
         })
         .await;
     }
+    assert!(
+        workers[wiped]
+            .log()
+            .contains("installed a snapshot from the leader"),
+        "the wiped replica caught up without a snapshot:\n{}",
+        workers[wiped].log_tail()
+    );
 }

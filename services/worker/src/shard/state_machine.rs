@@ -25,7 +25,8 @@ use crate::storage::{ShardStore, StoredPoint};
 
 const META_APPLIED: &str = "applied";
 const META_MEMBERSHIP: &str = "membership";
-const META_SNAPSHOT: &str = "snapshot";
+const META_SNAPSHOT_META: &str = "snapshot_meta";
+const META_SNAPSHOT_DATA: &str = "snapshot_data";
 
 /// Points per command are limited so rows `log_index << 16 | position` are
 /// unique.
@@ -48,13 +49,6 @@ pub struct SnapshotData {
     /// Every point of the shard.
     #[prost(message, repeated, tag = "1")]
     pub points: Vec<SnapshotPoint>,
-}
-
-/// A snapshot as kept in `shard_meta`.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct StoredSnapshot {
-    meta: SnapshotMeta<u64, BasicNode>,
-    data: Vec<u8>,
 }
 
 fn io_read(e: impl std::error::Error + 'static) -> StorageError<u64> {
@@ -237,13 +231,19 @@ impl ShardStateMachine {
             .collect();
         Ok(SnapshotData { points }.encode_to_vec())
     }
+}
 
-    fn save_snapshot(&self, stored: &StoredSnapshot) -> Result<(), StorageError<u64>> {
-        let mut batch = WriteBatch::default();
-        let bytes = serde_json::to_vec(stored).map_err(io_write)?;
-        self.store.put_meta(&mut batch, META_SNAPSHOT, &bytes);
-        self.store.write(batch).map_err(io_write)
-    }
+/// Keeps a snapshot in `shard_meta`: metadata as JSON, data as raw bytes.
+fn save_snapshot(
+    store: &ShardStore,
+    meta: &SnapshotMeta<u64, BasicNode>,
+    data: &[u8],
+) -> Result<(), StorageError<u64>> {
+    let mut batch = WriteBatch::default();
+    let meta = serde_json::to_vec(meta).map_err(io_write)?;
+    store.put_meta(&mut batch, META_SNAPSHOT_META, &meta);
+    store.put_meta(&mut batch, META_SNAPSHOT_DATA, data);
+    store.write(batch).map_err(io_write)
 }
 
 /// An index update to make after the write batch is durable.
@@ -288,18 +288,10 @@ impl RaftSnapshotBuilder<ShardTypeConfig> for ShardSnapshotBuilder {
                 "snapshot builder used twice",
             )))
         })?;
-        let stored = StoredSnapshot {
-            meta: self.meta.clone(),
-            data,
-        };
-        let mut batch = WriteBatch::default();
-        let bytes = serde_json::to_vec(&stored).map_err(io_write)?;
-        self.machine_store
-            .put_meta(&mut batch, META_SNAPSHOT, &bytes);
-        self.machine_store.write(batch).map_err(io_write)?;
+        save_snapshot(&self.machine_store, &self.meta, &data)?;
         Ok(Snapshot {
-            meta: stored.meta,
-            snapshot: Box::new(Cursor::new(stored.data)),
+            meta: self.meta.clone(),
+            snapshot: Box::new(Cursor::new(data)),
         })
     }
 }
@@ -421,10 +413,13 @@ impl RaftStateMachine<ShardTypeConfig> for ShardStateMachine {
         self.store
             .put_meta(&mut batch, META_MEMBERSHIP, &membership);
         self.store.write(batch).map_err(io_write)?;
-        self.save_snapshot(&StoredSnapshot {
-            meta: meta.clone(),
-            data: bytes,
-        })?;
+        save_snapshot(&self.store, meta, &bytes)?;
+        tracing::info!(
+            shard = self.store.shard_id(),
+            points = vectors.len(),
+            snapshot = %meta.snapshot_id,
+            "installed a snapshot from the leader"
+        );
         let mut index = self.write_index();
         let (metric, params) = (index.metric(), index.params());
         *index = ShardIndex::new(metric, params);
@@ -437,13 +432,14 @@ impl RaftStateMachine<ShardTypeConfig> for ShardStateMachine {
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<Snapshot<ShardTypeConfig>>, StorageError<u64>> {
-        let Some(bytes) = self.store.meta(META_SNAPSHOT).map_err(io_read)? else {
+        let meta = self.store.meta(META_SNAPSHOT_META).map_err(io_read)?;
+        let data = self.store.meta(META_SNAPSHOT_DATA).map_err(io_read)?;
+        let (Some(meta), Some(data)) = (meta, data) else {
             return Ok(None);
         };
-        let stored: StoredSnapshot = serde_json::from_slice(&bytes).map_err(io_read)?;
         Ok(Some(Snapshot {
-            meta: stored.meta,
-            snapshot: Box::new(Cursor::new(stored.data)),
+            meta: serde_json::from_slice(&meta).map_err(io_read)?,
+            snapshot: Box::new(Cursor::new(data)),
         }))
     }
 }
