@@ -233,6 +233,18 @@ impl ShardStateMachine {
     }
 }
 
+/// Runs CPU- or fsync-heavy work (a synced write batch, HNSW inserts) without
+/// stalling the other tasks on this tokio worker thread — Raft heartbeats of
+/// every group share the runtime, and starving them causes elections.
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
 /// Keeps a snapshot in `shard_meta`: metadata as JSON, data as raw bytes.
 fn save_snapshot(
     store: &ShardStore,
@@ -337,16 +349,19 @@ impl RaftStateMachine<ShardTypeConfig> for ShardStateMachine {
             self.store.put_meta(&mut batch, META_APPLIED, &applied);
             self.store
                 .put_meta(&mut batch, META_MEMBERSHIP, &membership);
-            self.store.write(batch).map_err(io_write)?;
-            let mut index = self.write_index();
-            for change in changes {
-                match change {
-                    IndexChange::Upsert(row, vector) => index.upsert(row, &vector),
-                    IndexChange::Delete(row) => {
-                        index.delete(row);
+            blocking(|| -> Result<(), StorageError<u64>> {
+                self.store.write(batch).map_err(io_write)?;
+                let mut index = self.write_index();
+                for change in changes {
+                    match change {
+                        IndexChange::Upsert(row, vector) => index.upsert(row, &vector),
+                        IndexChange::Delete(row) => {
+                            index.delete(row);
+                        }
                     }
                 }
-            }
+                Ok(())
+            })?;
             responses.push(response);
         }
         Ok(responses)
