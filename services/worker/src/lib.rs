@@ -15,6 +15,7 @@ pub mod exact;
 pub mod filter;
 pub mod index;
 pub mod node;
+pub mod point_id;
 pub mod replica;
 pub mod service;
 pub mod shard;

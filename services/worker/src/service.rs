@@ -371,7 +371,7 @@ impl Worker for WorkerService {
                     .as_ref()
                     .is_none_or(|f| f.matches(&payload_value(&p.payload)))
             })
-            .map(|p| (canonical(p.point.id.as_ref()), p))
+            .map(|p| (crate::point_id::canonical(p.point.id.as_ref()), p))
             .filter(|(id, _)| request.after_id.as_ref().is_none_or(|after| id > after))
             .collect();
         points.sort_by(|a, b| a.0.cmp(&b.0));
@@ -414,13 +414,5 @@ impl Worker for WorkerService {
                 .count() as u64,
         };
         Ok(Response::new(pb::CountResponse { count }))
-    }
-}
-
-fn canonical(id: Option<&common::PointId>) -> String {
-    match id.and_then(|id| id.kind.as_ref()) {
-        Some(common::point_id::Kind::Num(n)) => n.to_string(),
-        Some(common::point_id::Kind::Str(s)) => s.clone(),
-        None => String::new(),
     }
 }

@@ -149,7 +149,7 @@ impl ShardStateMachine {
                     let stored = StoredPoint {
                         row,
                         point: Point {
-                            id: Some(point_id_to_pb(&id)),
+                            id: Some(crate::point_id::to_pb(&id)),
                             vector: vector.clone(),
                             payload_json: Vec::new(),
                         },
@@ -186,12 +186,7 @@ impl ShardStateMachine {
                 };
                 let mut deleted = 0;
                 for stored in self.store.points().map_err(io_read)? {
-                    let canonical = stored
-                        .point
-                        .id
-                        .as_ref()
-                        .map(point_id_canonical)
-                        .unwrap_or_default();
+                    let canonical = crate::point_id::canonical(stored.point.id.as_ref());
                     if overlay
                         .get(&canonical)
                         .is_some_and(|row| *row != Some(stored.row))
@@ -262,25 +257,6 @@ fn save_snapshot(
 enum IndexChange {
     Upsert(u64, Vec<f32>),
     Delete(u64),
-}
-
-fn point_id_to_pb(id: &vectron_ids::PointId) -> vectron_proto::common::v1::PointId {
-    use vectron_proto::common::v1::point_id::Kind;
-    vectron_proto::common::v1::PointId {
-        kind: Some(match id {
-            vectron_ids::PointId::Num(n) => Kind::Num(*n),
-            vectron_ids::PointId::Str(s) => Kind::Str(s.clone()),
-        }),
-    }
-}
-
-fn point_id_canonical(id: &vectron_proto::common::v1::PointId) -> String {
-    use vectron_proto::common::v1::point_id::Kind;
-    match &id.kind {
-        Some(Kind::Num(n)) => n.to_string(),
-        Some(Kind::Str(s)) => s.clone(),
-        None => String::new(),
-    }
 }
 
 /// Builds a snapshot from points read when the builder was made, so it is a
@@ -406,11 +382,7 @@ impl RaftStateMachine<ShardTypeConfig> for ShardStateMachine {
         let mut vectors = Vec::with_capacity(data.points.len());
         for snapshot_point in data.points {
             let mut point = snapshot_point.point.unwrap_or_default();
-            let canonical = point
-                .id
-                .as_ref()
-                .map(point_id_canonical)
-                .unwrap_or_default();
+            let canonical = crate::point_id::canonical(point.id.as_ref());
             let payload = std::mem::take(&mut point.payload_json);
             vectors.push((snapshot_point.row, point.vector.clone()));
             let stored = StoredPoint {
