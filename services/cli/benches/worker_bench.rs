@@ -15,7 +15,7 @@ mod harness;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use harness::{PdCluster, WorkerProc, wait_for};
+use harness::{PdCluster, WorkerProc, wait_for, worker_client};
 use hnsw_rs::prelude::{DistL2, Hnsw};
 use tonic::transport::Channel;
 use vectron_proto::common::v1::{self as common, Consistency, Metric};
@@ -148,16 +148,6 @@ where
     }
 }
 
-async fn connect(addr: &str) -> Option<WorkerClient<Channel>> {
-    WorkerClient::connect(format!("http://{addr}"))
-        .await
-        .ok()
-        .map(|c| {
-            c.max_decoding_message_size(64 * 1024 * 1024)
-                .max_encoding_message_size(64 * 1024 * 1024)
-        })
-}
-
 async fn create(pd_client: &vectron_pd::PdClient, name: &str, rf: u32) -> pd::Shard {
     let request = pd::CreateCollectionRequest {
         spec: Some(pd::CollectionSpec {
@@ -200,7 +190,7 @@ fn shard_ref(shard: &pd::Shard) -> Option<pb::ShardRef> {
 async fn leader(addrs: &[String], shard: &pd::Shard) -> WorkerClient<Channel> {
     wait_for("a shard leader", Duration::from_secs(60), || async {
         for addr in addrs {
-            let mut c = connect(addr).await?;
+            let mut c = worker_client(addr).await?;
             let request = pb::CountRequest {
                 shard: shard_ref(shard),
                 filter: None,
@@ -250,7 +240,7 @@ async fn vectron_insert(
                         panic!("upsert: {status:?}");
                     };
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                    if let Some(c) = connect(&addr).await {
+                    if let Some(c) = worker_client(&addr).await {
                         *client = c;
                     }
                 }
@@ -355,7 +345,7 @@ fn main() {
             // two cores are busy building three graphs).
             for addr in &addrs {
                 wait_for("replicas to catch up", Duration::from_secs(300), || async {
-                    let mut c = connect(addr).await?;
+                    let mut c = worker_client(addr).await?;
                     let request = pb::CountRequest {
                         shard: shard_ref(&shard),
                         filter: None,

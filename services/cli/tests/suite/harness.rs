@@ -16,6 +16,19 @@ use vectron_pd::{PdClient, PdClientOptions};
 use vectron_proto::pd::v1 as pb;
 use vectron_proto::pd::v1::placement_driver_client::PlacementDriverClient;
 
+/// A client of the worker at `addr`, with room for large batches and results.
+pub async fn worker_client(
+    addr: &str,
+) -> Option<vectron_proto::worker::v1::worker_client::WorkerClient<tonic::transport::Channel>> {
+    vectron_proto::worker::v1::worker_client::WorkerClient::connect(format!("http://{addr}"))
+        .await
+        .ok()
+        .map(|c| {
+            c.max_decoding_message_size(64 * 1024 * 1024)
+                .max_encoding_message_size(64 * 1024 * 1024)
+        })
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -43,42 +56,42 @@ where
     }
 }
 
-/// One `vectron pd` process (running or stopped).
-pub struct PdNode {
-    /// Raft node id.
-    pub id: u64,
-    /// Loopback address.
-    pub addr: String,
-    /// Data directory.
-    pub data_dir: PathBuf,
+/// A `vectron` child process with its stderr appended to a log file.
+pub struct VectronProcess {
     log: PathBuf,
-    bootstrap: Vec<String>,
-    extra: Vec<String>,
     child: Option<Child>,
 }
 
-impl PdNode {
-    fn spawn(&mut self) {
-        assert!(self.child.is_none(), "node {} already running", self.id);
+impl VectronProcess {
+    /// A stopped process logging to `log`.
+    pub fn new(log: PathBuf) -> Self {
+        Self { log, child: None }
+    }
+
+    /// Starts `vectron <args>`.
+    pub fn spawn<I, S>(&mut self, args: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        assert!(
+            self.child.is_none(),
+            "{} already running",
+            self.log.display()
+        );
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
-            .expect("open node log");
+            .expect("open process log");
         let child = Command::new(env!("CARGO_BIN_EXE_vectron"))
-            .arg("pd")
-            .args(["--node-id", &self.id.to_string()])
-            .args(["--addr", &self.addr])
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(&self.bootstrap)
-            .args(&self.extra)
+            .args(args)
             .env("RUST_LOG", "info,openraft=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("spawn vectron pd");
+            .expect("spawn vectron");
         self.child = Some(child);
     }
 
@@ -95,13 +108,67 @@ impl PdNode {
         self.child.is_some()
     }
 
-    /// The node's log so far (for failure messages).
+    /// The whole log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The first panics and the last lines of the log, for failure messages.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let text = self.log();
         let lines: Vec<&str> = text.lines().collect();
         let panics = lines.iter().filter(|l| l.contains("panicked at")).take(3);
         let tail = &lines[lines.len().saturating_sub(30)..];
         panics.chain(tail).copied().collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Drop for VectronProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// One `vectron pd` process (running or stopped).
+pub struct PdNode {
+    /// Raft node id.
+    pub id: u64,
+    /// Loopback address.
+    pub addr: String,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    bootstrap: Vec<String>,
+    extra: Vec<String>,
+    process: VectronProcess,
+}
+
+impl PdNode {
+    fn spawn(&mut self) {
+        let mut args: Vec<std::ffi::OsString> =
+            vec!["pd".into(), "--node-id".into(), self.id.to_string().into()];
+        args.extend([
+            "--addr".into(),
+            self.addr.clone().into(),
+            "--data-dir".into(),
+            self.data_dir.clone().into(),
+        ]);
+        args.extend(self.bootstrap.iter().chain(&self.extra).map(Into::into));
+        self.process.spawn(args);
+    }
+
+    /// kill -9 and reap.
+    pub fn kill9(&mut self) {
+        self.process.kill9();
+    }
+
+    /// Whether the process is running.
+    pub fn is_running(&self) -> bool {
+        self.process.is_running()
+    }
+
+    /// The node's log so far (for failure messages).
+    pub fn log_tail(&self) -> String {
+        self.process.log_tail()
     }
 
     /// A client that only knows this node (it still follows leader hints).
@@ -175,10 +242,9 @@ impl PdCluster {
             id,
             addr,
             data_dir: self.dir.path().join(format!("pd-{id}")),
-            log: self.dir.path().join(format!("pd-{id}.log")),
             bootstrap,
             extra: self.extra.clone(),
-            child: None,
+            process: VectronProcess::new(self.dir.path().join(format!("pd-{id}.log"))),
         }
     }
 
@@ -295,11 +361,10 @@ pub struct WorkerProc {
     pub addr: String,
     /// Data directory.
     pub data_dir: PathBuf,
-    log: PathBuf,
     pd_endpoints: String,
     /// Extra flags passed at every start.
     pub extra: Vec<String>,
-    child: Option<Child>,
+    process: VectronProcess,
 }
 
 impl WorkerProc {
@@ -309,56 +374,36 @@ impl WorkerProc {
             name: name.to_owned(),
             addr: format!("127.0.0.1:{}", free_port()),
             data_dir: dir.join(name),
-            log: dir.join(format!("{name}.log")),
             pd_endpoints: pd_endpoints.join(","),
             extra: Vec::new(),
-            child: None,
+            process: VectronProcess::new(dir.join(format!("{name}.log"))),
         }
     }
 
     /// Starts the process.
     pub fn spawn(&mut self) {
-        assert!(self.child.is_none(), "{} already running", self.name);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("open worker log");
-        let child = Command::new(env!("CARGO_BIN_EXE_vectron"))
-            .arg("worker")
-            .args(["--name", &self.name])
-            .args(["--addr", &self.addr])
-            .args(["--pd-endpoints", &self.pd_endpoints])
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(&self.extra)
-            .env("RUST_LOG", "info,openraft=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn vectron worker");
-        self.child = Some(child);
+        let mut args: Vec<std::ffi::OsString> =
+            vec!["worker".into(), "--name".into(), self.name.clone().into()];
+        args.extend(["--addr".into(), self.addr.clone().into()]);
+        args.extend(["--pd-endpoints".into(), self.pd_endpoints.clone().into()]);
+        args.extend(["--data-dir".into(), self.data_dir.clone().into()]);
+        args.extend(self.extra.iter().map(Into::into));
+        self.process.spawn(args);
     }
 
     /// kill -9 and reap.
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill9();
     }
 
     /// The worker's whole log.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log()
     }
 
-    /// The last lines of the worker's log.
+    /// The first panics and last lines of the worker's log.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        self.process.log_tail()
     }
 }
 

@@ -3,23 +3,14 @@
 
 use std::time::Duration;
 
-use tonic::transport::Channel;
 use vectron_proto::common::v1::{self as common, Consistency, Metric};
 use vectron_proto::error_detail::detail_of;
 use vectron_proto::pd::v1 as pd;
 use vectron_proto::worker::v1 as pb;
-use vectron_proto::worker::v1::worker_client::WorkerClient;
 
-use crate::harness::{PdCluster, WorkerProc, serial, wait_for};
+use crate::harness::{PdCluster, WorkerProc, serial, wait_for, worker_client};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-async fn client(addr: &str) -> Option<WorkerClient<Channel>> {
-    WorkerClient::connect(format!("http://{addr}"))
-        .await
-        .ok()
-        .map(|c| c.max_decoding_message_size(64 * 1024 * 1024))
-}
 
 fn point(i: u64) -> pb::Point {
     let x = i as f32;
@@ -51,7 +42,7 @@ async fn shard(pd_client: &vectron_pd::PdClient) -> pd::Shard {
 /// Finds the worker that answers a strong count, following NOT_LEADER hints.
 async fn strong_count(addrs: &[String], shard: &pd::Shard) -> Option<(String, u64)> {
     for addr in addrs {
-        let Some(mut c) = client(addr).await else {
+        let Some(mut c) = worker_client(addr).await else {
             continue;
         };
         let request = pb::CountRequest {
@@ -127,7 +118,7 @@ async fn acknowledged_upserts_survive_kill_and_restart_of_any_worker() {
     .await;
 
     // 10,000 upserts acknowledged by the leader.
-    let mut leader = client(&leader_addr).await.expect("leader reachable");
+    let mut leader = worker_client(&leader_addr).await.expect("leader reachable");
     for batch in 0..20u64 {
         let request = pb::UpsertRequest {
             shard: Some(pb::ShardRef {
@@ -179,7 +170,7 @@ async fn acknowledged_upserts_survive_kill_and_restart_of_any_worker() {
     })
     .await;
     assert_eq!(count, 10_000);
-    let mut c = client(&answering).await.expect("reachable");
+    let mut c = worker_client(&answering).await.expect("reachable");
     let got = c
         .get(pb::GetRequest {
             shard: Some(pb::ShardRef {
@@ -217,7 +208,7 @@ async fn acknowledged_upserts_survive_kill_and_restart_of_any_worker() {
             let shard = shard.clone();
             async move {
                 // A restarted worker registers with PD before it listens.
-                let mut c = client(&w.addr).await?;
+                let mut c = worker_client(&w.addr).await?;
                 let reply = c
                     .count(pb::CountRequest {
                         shard: Some(pb::ShardRef {
