@@ -5,9 +5,13 @@
 //! hnsw_rs in this process with the same data and parameters, so the ratio is
 //! visible.
 //!
-//! Run: `cargo bench -p vectron --bench worker_bench`, or without a release
-//! build `cargo test -p vectron --bench worker_bench -- --bench`. Without
-//! `--bench` it does nothing.
+//! With `--restart` it instead measures how a shard holding 100,000 points
+//! reopens: loading its dumped index segments versus rebuilding the index
+//! from RocksDB (the path a restarted worker takes for each replica).
+//!
+//! Run: `cargo bench -p vectron --bench worker_bench [-- --restart]`, or
+//! without a release build `cargo test -p vectron --bench worker_bench --
+//! --bench`. Without `--bench` it does nothing.
 
 #[path = "../tests/suite/harness.rs"]
 mod harness;
@@ -303,6 +307,10 @@ fn main() {
         );
         return;
     }
+    if std::env::args().any(|a| a == "--restart") {
+        restart_bench();
+        return;
+    }
     let data = vectors(N, 1);
     let queries = vectors(QUERIES, 2);
     let truth: Vec<HashSet<u64>> = queries.iter().map(|q| exact(&data, q)).collect();
@@ -365,5 +373,99 @@ fn main() {
                 row(&format!("vectron rf {rf} (gRPC), ef {ef}"), insert, &search);
             }
         }
+    });
+}
+
+/// Reopens a 100k-point shard state machine with and without its dumps.
+fn restart_bench() {
+    use openraft::storage::RaftStateMachine;
+    use openraft::{Entry, EntryPayload, LeaderId, LogId};
+    use vectron_ids::PointId;
+    use vectron_worker::distance::Metric as WorkerMetric;
+    use vectron_worker::index::HnswParams;
+    use vectron_worker::index::disk::IndexDir;
+    use vectron_worker::maintenance::{self, MaintenanceConfig};
+    use vectron_worker::shard::command::{PointRecord, ShardCommand};
+    use vectron_worker::shard::state_machine::ShardStateMachine;
+    use vectron_worker::storage::{DATA_CFS, ShardStore};
+
+    const POINTS: usize = 100_000;
+    const PER_ENTRY: usize = 1_000;
+    let params = HnswParams {
+        m: 16,
+        ef_construction: 200,
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = vectron_raft::open_db(&dir.path().join("db"), DATA_CFS).expect("rocksdb");
+    let dumps = IndexDir::new(dir.path().join("index"));
+    let no_dumps = IndexDir::new(dir.path().join("no-index"));
+    let open = |dumps: &IndexDir| {
+        ShardStateMachine::open(
+            ShardStore::new(db.clone(), 1),
+            WorkerMetric::L2,
+            params,
+            dumps,
+        )
+        .expect("open")
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime.block_on(async {
+        println!("restart: {POINTS} x {DIM} l2 points, m 16, ef_construction 200, one shard");
+        let mut machine = open(&dumps);
+        let data = vectors(POINTS, 5);
+        let started = Instant::now();
+        for (batch, chunk) in data.chunks(PER_ENTRY).enumerate() {
+            let points = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, v)| PointRecord {
+                    id: PointId::Num((batch * PER_ENTRY + i) as u64),
+                    vector: v.clone(),
+                    payload: b"{}".to_vec(),
+                })
+                .collect();
+            let entry = Entry {
+                log_id: LogId::new(LeaderId::new(1, 1), batch as u64 + 1),
+                payload: EntryPayload::Normal(ShardCommand::Upsert { points }),
+            };
+            machine.apply([entry]).await.expect("apply");
+            if (batch + 1) % 10 == 0 {
+                println!(
+                    "  applied {} points ({:.0}/s)",
+                    (batch + 1) * PER_ENTRY,
+                    ((batch + 1) * PER_ENTRY) as f64 / started.elapsed().as_secs_f64()
+                );
+            }
+        }
+        let started = Instant::now();
+        let report =
+            maintenance::run_round(1, &machine.index(), &dumps, &MaintenanceConfig::default())
+                .expect("dump");
+        println!(
+            "  dumped {} segment(s) in {:.2} s",
+            report.dumped,
+            started.elapsed().as_secs_f64()
+        );
+        drop(machine);
+
+        let started = Instant::now();
+        let loaded = open(&dumps);
+        let load_s = started.elapsed().as_secs_f64();
+        assert_eq!(
+            loaded.loaded_from_disk(),
+            POINTS,
+            "every point came from the dump"
+        );
+        drop(loaded);
+        let started = Instant::now();
+        let rebuilt = open(&no_dumps);
+        let rebuild_s = started.elapsed().as_secs_f64();
+        assert_eq!(rebuilt.loaded_from_disk(), 0);
+        println!("{:<40} {:>10}", "reopen", "seconds");
+        println!("{:<40} {:>10.2}", "load dumped segments", load_s);
+        println!(
+            "{:<40} {:>10.2}",
+            "rebuild from RocksDB (all cores)", rebuild_s
+        );
     });
 }

@@ -11,7 +11,7 @@ use std::cmp::Ordering;
 use hnsw_rs::anndists::dist::Distance;
 
 /// Distance function of a collection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Metric {
     /// Cosine similarity.
     Cosine,

@@ -3,7 +3,8 @@
 //!
 //! Layers, each depending only on those before it: `storage` (RocksDB layout)
 //! → `distance` / `exact` / `filter` / `index` (search) → `shard` (Raft
-//! commands and state machine) → `replica` (one hosted group) → `service`
+//! commands and state machine) → `maintenance` (index rebuilds and dumps) →
+//! `replica` (one hosted group) → `service`
 //! (gRPC) → `node` (PD registration, heartbeats, converging on assignments).
 
 // openraft's storage traits return its `StorageError`, which is large; our
@@ -14,6 +15,7 @@ pub mod distance;
 pub mod exact;
 pub mod filter;
 pub mod index;
+pub mod maintenance;
 pub mod node;
 pub mod point_id;
 pub mod replica;

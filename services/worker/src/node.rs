@@ -155,6 +155,7 @@ pub async fn run(
 
     let converge = Converger {
         db,
+        index_root: config.data_dir.join("index"),
         worker_id,
         raft_config,
         pool: ChannelPool::default(),
@@ -206,6 +207,7 @@ pub async fn run(
 /// Makes the hosted replicas match PD's assignment.
 struct Converger {
     db: Arc<rocksdb::DB>,
+    index_root: PathBuf,
     worker_id: u64,
     raft_config: Arc<Config>,
     pool: ChannelPool,
@@ -243,6 +245,7 @@ impl Converger {
                 None => {
                     match Replica::open(
                         self.db.clone(),
+                        &self.index_root,
                         self.worker_id,
                         assignment,
                         self.raft_config.clone(),

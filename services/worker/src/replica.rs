@@ -1,8 +1,9 @@
 //! A hosted shard replica: its Raft handle, index, storage and the placement
 //! facts PD gave it (collection, dimension, metric, epoch). Opening one
-//! rebuilds its index from RocksDB; destroying one removes exactly its keys.
-//! Does disk I/O.
+//! loads its index from its dumps and RocksDB and starts the index upkeep
+//! task; destroying one removes exactly its keys and its dumps. Does disk I/O.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -13,7 +14,9 @@ use vectron_raft::RocksLogStore;
 use vectron_raft::network::{ChannelPool, GrpcNetworkFactory};
 
 use crate::distance::Metric;
+use crate::index::disk::IndexDir;
 use crate::index::{HnswParams, ShardIndex};
+use crate::maintenance::{self, MaintenanceConfig};
 use crate::shard::ShardTypeConfig;
 use crate::shard::state_machine::ShardStateMachine;
 use crate::storage::ShardStore;
@@ -42,6 +45,14 @@ pub struct Replica {
     /// Stored points.
     pub store: ShardStore,
     log_store: RocksLogStore<ShardTypeConfig>,
+    dumps: IndexDir,
+    upkeep: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.upkeep.abort();
+    }
 }
 
 /// Why a replica could not be opened.
@@ -63,9 +74,11 @@ fn metric_of(raw: i32) -> Metric {
 }
 
 impl Replica {
-    /// Opens (or creates) the replica PD assigned, as Raft node `node_id`.
+    /// Opens (or creates) the replica PD assigned, as Raft node `node_id`;
+    /// its index dumps live under `index_root/<shard id>`.
     pub async fn open(
         db: Arc<rocksdb::DB>,
+        index_root: &Path,
         node_id: u64,
         assignment: &pb::ReplicaAssignment,
         raft_config: Arc<Config>,
@@ -81,9 +94,16 @@ impl Replica {
         };
         let metric = metric_of(assignment.metric);
         let store = ShardStore::new(db.clone(), shard_id);
-        let state_machine = ShardStateMachine::open(store.clone(), metric, params)
+        let dumps = IndexDir::new(index_root.join(shard_id.to_string()));
+        let state_machine = ShardStateMachine::open(store.clone(), metric, params, &dumps)
             .map_err(|e| error(e.to_string()))?;
         let index = state_machine.index();
+        let upkeep = maintenance::spawn(
+            shard_id,
+            index.clone(),
+            dumps.clone(),
+            MaintenanceConfig::default(),
+        );
         let log_store = RocksLogStore::new(db, shard_id);
         let network = GrpcNetworkFactory::new(shard_id, pool);
         let raft = ShardRaft::new(
@@ -110,6 +130,8 @@ impl Replica {
             index,
             store,
             log_store,
+            dumps,
+            upkeep,
         })
     }
 
@@ -172,13 +194,15 @@ impl Replica {
         })
     }
 
-    /// Stops the group and deletes every key of the shard.
+    /// Stops the group and deletes every key and index dump of the shard.
     pub async fn destroy(self) -> Result<(), ReplicaError> {
         let error = |message: String| ReplicaError {
             shard_id: self.shard_id,
             message,
         };
+        self.upkeep.abort();
         let _ = self.raft.shutdown().await;
+        self.dumps.remove().map_err(|e| error(e.to_string()))?;
         let mut batch = rocksdb::WriteBatch::default();
         self.store.delete_all(&mut batch);
         self.store.write(batch).map_err(|e| error(e.to_string()))?;

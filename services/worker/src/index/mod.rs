@@ -3,14 +3,22 @@
 //! merges segments, skips deleted offsets, applies the payload filter inside
 //! the graph traversal and falls back to exact search when a selective filter
 //! leaves the graph short of `k` hits. Updates are delete + insert. The index
-//! is derived state: the shard can always rebuild it from storage. No I/O.
+//! is derived state: the shard can always rebuild it from storage.
+//!
+//! Segments fill up and are sealed; a sealed segment whose deleted fraction
+//! passes a threshold is rebuilt in three steps so the index lock is held only
+//! briefly: [`ShardIndex::plan_rebuild`] copies its live points,
+//! [`RebuildPlan::build`] builds the new graph with no lock held, and
+//! [`ShardIndex::install_rebuilt`] swaps it in, dropping any point deleted or
+//! updated meanwhile. No I/O; `disk` dumps and loads segments.
 
+pub mod disk;
 pub mod segment;
 
 use std::collections::HashMap;
 
 pub use segment::HnswParams;
-use segment::Segment;
+pub use segment::Segment;
 
 use crate::distance::{self, Metric};
 use crate::exact;
@@ -78,6 +86,59 @@ impl ShardIndex {
         self.segments.len()
     }
 
+    /// The segments, oldest first.
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// The segment at `position`, to record a dump of it.
+    pub fn segment_mut(&mut self, position: usize) -> Option<&mut Segment> {
+        self.segments.get_mut(position)
+    }
+
+    /// Rebuilds an index from segments loaded from disk (every offset marked
+    /// deleted) and the shard's stored points: a stored point found in a
+    /// loaded segment is revived there, any other is inserted anew. Offsets
+    /// no stored point claims stay deleted. Returns the index and how many
+    /// points came from disk.
+    pub fn restore(
+        metric: Metric,
+        params: HnswParams,
+        mut loaded: Vec<Segment>,
+        stored: impl IntoIterator<Item = (u64, Vec<f32>)>,
+    ) -> (Self, usize) {
+        let mut loaded_at: HashMap<u64, (usize, usize)> = HashMap::new();
+        for (position, segment) in loaded.iter().enumerate() {
+            for (offset, key) in segment.keys().iter().enumerate() {
+                // A key in two dumps (never written so, but cheap to guard):
+                // the later segment wins.
+                loaded_at.insert(*key, (position, offset));
+            }
+        }
+        let mut missing = Vec::new();
+        let mut from_disk = 0;
+        for (key, vector) in stored {
+            match loaded_at.get(&key) {
+                Some(&(position, offset)) => {
+                    loaded[position].revive(offset, metric.prepare(&vector));
+                    from_disk += 1;
+                }
+                None => missing.push((key, vector)),
+            }
+        }
+        let mut index = Self::new(metric, params);
+        for (position, segment) in loaded.iter().enumerate() {
+            for offset in segment.live_offsets() {
+                index
+                    .locations
+                    .insert(segment.keys()[offset], (position, offset));
+            }
+        }
+        index.segments = loaded;
+        index.bulk_upsert(missing);
+        (index, from_disk)
+    }
+
     fn new_segment(&self, first: &[f32]) -> Segment {
         // For dot, leave headroom so similar-sized points share the segment.
         let norm = distance::dot(first, first).sqrt();
@@ -89,22 +150,72 @@ impl ShardIndex {
         Segment::new(self.metric, self.params, self.segment_capacity, max_norm)
     }
 
+    /// Whether the last segment can take `prepared` (with `pending` more
+    /// points already bound for it).
+    fn last_fits(&self, prepared: &[f32], pending: usize) -> bool {
+        self.segments.last().is_some_and(|s| {
+            !s.is_sealed() && s.len() + pending < self.segment_capacity && s.accepts(prepared)
+        })
+    }
+
+    /// Points `key` at its new place, retiring any older version.
+    fn relocate(&mut self, key: u64, position: usize, offset: usize) {
+        if let Some((old_position, old_offset)) = self.locations.insert(key, (position, offset)) {
+            self.segments[old_position].delete(old_offset);
+        }
+    }
+
+    /// Seals the last segment once it is full.
+    fn seal_if_full(&mut self) {
+        let capacity = self.segment_capacity;
+        if let Some(last) = self.segments.last_mut()
+            && last.len() >= capacity
+        {
+            last.seal();
+        }
+    }
+
     /// Inserts or replaces the vector of `key`. The vector must already be
     /// validated (dimension, finite components).
     pub fn upsert(&mut self, key: u64, vector: &[f32]) {
-        self.delete(key);
         let prepared = self.metric.prepare(vector);
-        let fits = self
-            .segments
-            .last()
-            .is_some_and(|s| s.len() < self.segment_capacity && s.accepts(&prepared));
-        if !fits {
+        if !self.last_fits(&prepared, 0) {
             let segment = self.new_segment(&prepared);
             self.segments.push(segment);
         }
         let position = self.segments.len() - 1;
         let offset = self.segments[position].insert(key, prepared);
-        self.locations.insert(key, (position, offset));
+        self.relocate(key, position, offset);
+        self.seal_if_full();
+    }
+
+    /// Inserts or replaces many vectors at once, building graphs on all
+    /// cores (used when rebuilding an index rather than on the write path).
+    pub fn bulk_upsert(&mut self, points: Vec<(u64, Vec<f32>)>) {
+        let mut pending: Vec<(u64, Vec<f32>)> = Vec::new();
+        for (key, vector) in points {
+            let prepared = self.metric.prepare(&vector);
+            if !self.last_fits(&prepared, pending.len()) {
+                self.flush_bulk(std::mem::take(&mut pending));
+                let segment = self.new_segment(&prepared);
+                self.segments.push(segment);
+            }
+            pending.push((key, prepared));
+        }
+        self.flush_bulk(pending);
+    }
+
+    fn flush_bulk(&mut self, pending: Vec<(u64, Vec<f32>)>) {
+        if pending.is_empty() {
+            return;
+        }
+        let position = self.segments.len() - 1;
+        let keys: Vec<u64> = pending.iter().map(|(key, _)| *key).collect();
+        let first = self.segments[position].insert_many(pending);
+        for (i, key) in keys.into_iter().enumerate() {
+            self.relocate(key, position, first + i);
+        }
+        self.seal_if_full();
     }
 
     /// Removes `key`; returns whether it was present.
@@ -163,31 +274,127 @@ impl ShardIndex {
         exact::top_k(self.metric, &query, points, k)
     }
 
-    /// Rebuilds every segment whose deleted fraction exceeds `threshold` from
-    /// its live points; returns how many were rebuilt.
-    pub fn optimize(&mut self, threshold: f64) -> usize {
-        let stale: Vec<usize> = (0..self.segments.len())
+    /// Picks the segment with the largest deleted fraction above `threshold`
+    /// and copies its live points for a rebuild. An appendable segment is
+    /// sealed first so the rebuild sees all of it.
+    pub fn plan_rebuild(&mut self, threshold: f64) -> Option<RebuildPlan> {
+        let position = (0..self.segments.len())
             .filter(|&i| self.segments[i].deleted_fraction() > threshold)
+            .max_by(|&a, &b| {
+                let fraction = |i: usize| self.segments[i].deleted_fraction();
+                fraction(a).total_cmp(&fraction(b))
+            })?;
+        let segment = &mut self.segments[position];
+        segment.seal();
+        let live: Vec<(usize, u64, Vec<f32>)> = segment
+            .live_offsets()
+            .map(|o| (o, segment.keys()[o], segment.live_vector(o).to_vec()))
             .collect();
-        for &position in &stale {
-            let live: Vec<(u64, Vec<f32>)> = self.segments[position]
-                .live_points()
-                .map(|(key, v)| (key, v.to_vec()))
-                .collect();
-            let max_norm = live
-                .iter()
-                .map(|(_, v)| distance::dot(v, v).sqrt())
-                .fold(0.0f32, f32::max)
-                .max(f32::MIN_POSITIVE);
-            let mut rebuilt = Segment::new(self.metric, self.params, live.len(), max_norm);
-            for (key, prepared) in live {
-                let offset = rebuilt.insert(key, prepared);
-                self.locations.insert(key, (position, offset));
-            }
-            self.segments[position] = rebuilt;
-        }
-        stale.len()
+        Some(RebuildPlan {
+            position,
+            replaces: segment.id(),
+            metric: self.metric,
+            params: self.params,
+            live,
+        })
     }
+
+    /// Swaps a rebuilt segment in for the one it replaces. Points deleted or
+    /// updated since the plan was made are dropped from the new segment.
+    /// Returns false (and changes nothing) if the index no longer holds the
+    /// replaced segment, e.g. because a snapshot replaced the whole index.
+    pub fn install_rebuilt(&mut self, rebuilt: RebuiltSegment) -> bool {
+        let RebuiltSegment {
+            position,
+            replaces,
+            mut segment,
+            old_offsets,
+        } = rebuilt;
+        if self.segments.get(position).map(Segment::id) != Some(replaces) {
+            return false;
+        }
+        for (new_offset, old_offset) in old_offsets.into_iter().enumerate() {
+            let key = segment.keys()[new_offset];
+            if self.locations.get(&key) == Some(&(position, old_offset)) {
+                self.locations.insert(key, (position, new_offset));
+            } else {
+                segment.delete(new_offset);
+            }
+        }
+        segment.seal();
+        self.segments[position] = segment;
+        true
+    }
+
+    /// Rebuilds, one after another, every segment whose deleted fraction
+    /// exceeds `threshold`; returns how many were rebuilt.
+    pub fn optimize(&mut self, threshold: f64) -> usize {
+        let mut rebuilt = 0;
+        while let Some(plan) = self.plan_rebuild(threshold) {
+            if self.install_rebuilt(plan.build()) {
+                rebuilt += 1;
+            }
+        }
+        rebuilt
+    }
+}
+
+/// The live points of a segment to rebuild, copied out of the index.
+pub struct RebuildPlan {
+    position: usize,
+    replaces: u64,
+    metric: Metric,
+    params: HnswParams,
+    /// (old offset, key, prepared vector)
+    live: Vec<(usize, u64, Vec<f32>)>,
+}
+
+impl RebuildPlan {
+    /// Points the new segment will hold.
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Whether the segment to rebuild has no live point left.
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+
+    /// Builds the new segment's graph; slow, and needs no lock on the index.
+    pub fn build(self) -> RebuiltSegment {
+        let max_norm = self
+            .live
+            .iter()
+            .map(|(_, _, v)| distance::dot(v, v).sqrt())
+            .fold(0.0f32, f32::max)
+            .max(f32::MIN_POSITIVE);
+        let mut segment = Segment::new(self.metric, self.params, self.live.len(), max_norm);
+        let mut old_offsets = Vec::with_capacity(self.live.len());
+        let points = self
+            .live
+            .into_iter()
+            .map(|(old_offset, key, vector)| {
+                old_offsets.push(old_offset);
+                (key, vector)
+            })
+            .collect();
+        segment.insert_many(points);
+        RebuiltSegment {
+            position: self.position,
+            replaces: self.replaces,
+            segment,
+            old_offsets,
+        }
+    }
+}
+
+/// A rebuilt segment waiting to be swapped in.
+pub struct RebuiltSegment {
+    position: usize,
+    replaces: u64,
+    segment: Segment,
+    /// The old offset of each new offset's point.
+    old_offsets: Vec<usize>,
 }
 
 #[cfg(test)]

@@ -1,7 +1,12 @@
 //! One HNSW segment: an hnsw_rs graph over the vectors inserted into it, the
 //! prepared vectors themselves (for exact fallback and rebuilds), the external
 //! key of each offset and a deleted bitmap. hnsw_rs cannot delete, so a deleted
-//! offset stays in the graph and is skipped by the search filter. No I/O.
+//! offset stays in the graph and is skipped by the search filter. A segment is
+//! appendable until sealed; a sealed segment's graph never changes again, so
+//! it can be dumped or rebuilt without holding the index lock. No I/O.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hnsw_rs::prelude::Hnsw;
 
@@ -20,16 +25,34 @@ pub struct HnswParams {
 const MAX_LAYERS: usize = 16;
 
 /// The graph, typed by the distance it was built with.
-enum Graph {
+pub enum Graph {
     Cosine(Hnsw<'static, f32, UnitCosineDistance>),
     L2(Hnsw<'static, f32, SquaredL2Distance>),
     Dot(Hnsw<'static, f32, ShiftedDotDistance>),
 }
 
+/// A name for a new segment, unique on this worker across restarts (it names
+/// the segment's dump directory).
+pub fn next_segment_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
+    // First use seeds the counter from the clock; later uses count up.
+    let _ = NEXT.compare_exchange(0, seed, Ordering::Relaxed, Ordering::Relaxed);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 /// A segment of one shard's index.
 pub struct Segment {
+    id: u64,
     metric: Metric,
-    graph: Graph,
+    params: HnswParams,
+    graph: Arc<Graph>,
+    sealed: bool,
+    /// Points the last dump of this segment held (0: never dumped).
+    dumped_len: usize,
     /// Prepared vectors by offset (unit length for cosine, raw otherwise).
     vectors: Vec<Vec<f32>>,
     keys: Vec<u64>,
@@ -71,14 +94,106 @@ impl Segment {
             )),
         };
         Self {
+            id: next_segment_id(),
             metric,
-            graph,
+            params,
+            graph: Arc::new(graph),
+            sealed: false,
+            dumped_len: 0,
             vectors: Vec::new(),
             keys: Vec::new(),
             deleted: Vec::new(),
             live: 0,
             max_norm,
         }
+    }
+
+    /// A segment around a graph loaded from disk. `keys[o]` is the key at
+    /// offset `o`; every offset starts deleted with no vector until
+    /// [`Segment::revive`] gives it its stored vector.
+    pub fn from_loaded(
+        id: u64,
+        metric: Metric,
+        params: HnswParams,
+        graph: Graph,
+        keys: Vec<u64>,
+        max_norm: f32,
+        sealed: bool,
+    ) -> Self {
+        let n = keys.len();
+        Self {
+            id,
+            metric,
+            params,
+            graph: Arc::new(graph),
+            sealed,
+            dumped_len: n,
+            vectors: vec![Vec::new(); n],
+            keys,
+            deleted: vec![true; n],
+            live: 0,
+            max_norm,
+        }
+    }
+
+    /// Marks a loaded offset live again with its (prepared) stored vector.
+    pub fn revive(&mut self, offset: usize, prepared: Vec<f32>) {
+        if self.deleted.get(offset) == Some(&true) {
+            self.deleted[offset] = false;
+            self.vectors[offset] = prepared;
+            self.live += 1;
+        }
+    }
+
+    /// This segment's name (unique on the worker).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The metric the graph was built for.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// The HNSW build parameters.
+    pub fn params(&self) -> HnswParams {
+        self.params
+    }
+
+    /// The dot norm bound (1 for other metrics).
+    pub fn max_norm(&self) -> f32 {
+        self.max_norm
+    }
+
+    /// The graph, shared so a sealed segment can be dumped without the index
+    /// lock.
+    pub fn graph(&self) -> Arc<Graph> {
+        self.graph.clone()
+    }
+
+    /// The key of every offset, deleted or not.
+    pub fn keys(&self) -> &[u64] {
+        &self.keys
+    }
+
+    /// Whether the segment takes no more inserts.
+    pub fn is_sealed(&self) -> bool {
+        self.sealed
+    }
+
+    /// Stops inserts into this segment.
+    pub fn seal(&mut self) {
+        self.sealed = true;
+    }
+
+    /// Points the last dump held (0: never dumped).
+    pub fn dumped_len(&self) -> usize {
+        self.dumped_len
+    }
+
+    /// Records that a dump of the first `len` points exists.
+    pub fn set_dumped_len(&mut self, len: usize) {
+        self.dumped_len = len;
     }
 
     /// Whether a (prepared) vector fits this segment.
@@ -89,16 +204,52 @@ impl Segment {
     /// Appends a prepared vector under `key`; returns its offset.
     pub fn insert(&mut self, key: u64, prepared: Vec<f32>) -> usize {
         let offset = self.vectors.len();
-        match &self.graph {
+        match self.graph.as_ref() {
             Graph::Cosine(h) => h.insert_slice((&prepared, offset)),
             Graph::L2(h) => h.insert_slice((&prepared, offset)),
             Graph::Dot(h) => h.insert_slice((&prepared, offset)),
         }
+        self.push(key, prepared);
+        offset
+    }
+
+    /// Appends many prepared vectors, building the graph on all cores;
+    /// returns the first offset (the rest follow in order).
+    pub fn insert_many(&mut self, points: Vec<(u64, Vec<f32>)>) -> usize {
+        let first = self.vectors.len();
+        {
+            let batch: Vec<(&[f32], usize)> = points
+                .iter()
+                .enumerate()
+                .map(|(i, (_, v))| (v.as_slice(), first + i))
+                .collect();
+            match self.graph.as_ref() {
+                Graph::Cosine(h) => h.parallel_insert_slice(&batch),
+                Graph::L2(h) => h.parallel_insert_slice(&batch),
+                Graph::Dot(h) => h.parallel_insert_slice(&batch),
+            }
+        }
+        for (key, prepared) in points {
+            self.push(key, prepared);
+        }
+        first
+    }
+
+    fn push(&mut self, key: u64, prepared: Vec<f32>) {
         self.vectors.push(prepared);
         self.keys.push(key);
         self.deleted.push(false);
         self.live += 1;
-        offset
+    }
+
+    /// The prepared vector at a live offset (empty for a deleted one).
+    pub fn live_vector(&self, offset: usize) -> &[f32] {
+        self.vectors.get(offset).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Whether `offset` holds a live point.
+    pub fn is_live(&self, offset: usize) -> bool {
+        self.deleted.get(offset) == Some(&false)
     }
 
     /// Marks an offset deleted; returns whether it was live.
@@ -139,9 +290,13 @@ impl Segment {
 
     /// The key and prepared vector of every live offset.
     pub fn live_points(&self) -> impl Iterator<Item = (u64, &[f32])> {
-        (0..self.vectors.len())
-            .filter(|&o| !self.deleted[o])
+        self.live_offsets()
             .map(|o| (self.keys[o], self.vectors[o].as_slice()))
+    }
+
+    /// Every live offset.
+    pub fn live_offsets(&self) -> impl Iterator<Item = usize> {
+        (0..self.vectors.len()).filter(|&o| !self.deleted[o])
     }
 
     /// Approximate top `k` live points for a prepared query among those
@@ -159,7 +314,7 @@ impl Segment {
         }
         let ef = ef.max(k);
         let filter = |offset: &usize| !self.deleted[*offset] && accept(self.keys[*offset]);
-        let neighbours = match &self.graph {
+        let neighbours = match self.graph.as_ref() {
             Graph::Cosine(h) => h.search_filter(query, k, ef, Some(&filter)),
             Graph::L2(h) => h.search_filter(query, k, ef, Some(&filter)),
             Graph::Dot(h) => h.search_filter(

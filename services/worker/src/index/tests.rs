@@ -156,3 +156,148 @@ fn dot_points_outside_the_norm_bound_start_a_new_segment() {
     assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), vec![3, 2, 1]);
     assert_eq!(hits[0].1, 20.0);
 }
+
+#[test]
+fn background_rebuild_drops_points_changed_meanwhile_while_searches_run() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, RwLock};
+
+    let vectors = random_vectors(3_000, 16, 21);
+    let mut index = ShardIndex::with_segment_capacity(Metric::L2, PARAMS, 2_000);
+    for (key, v) in vectors.iter().enumerate() {
+        index.upsert(key as u64, v);
+    }
+    assert_eq!(index.segment_count(), 2);
+    assert!(index.segments()[0].is_sealed(), "a full segment is sealed");
+    // Half of the first (sealed) segment deleted.
+    for key in (0..2_000u64).step_by(2) {
+        index.delete(key);
+    }
+    let index = Arc::new(RwLock::new(index));
+    let plan = index
+        .write()
+        .expect("lock")
+        .plan_rebuild(0.3)
+        .expect("the first segment passes the threshold");
+    assert_eq!(plan.len(), 1_000);
+
+    // While the plan is out: delete some of its points and update others.
+    let deleted_meanwhile: Vec<u64> = (1..400u64).step_by(2).collect();
+    let updated_meanwhile: Vec<u64> = (401..800u64).step_by(2).collect();
+    let new_vectors = random_vectors(updated_meanwhile.len(), 16, 22);
+    {
+        let mut guard = index.write().expect("lock");
+        for key in &deleted_meanwhile {
+            assert!(guard.delete(*key));
+        }
+        for (key, v) in updated_meanwhile.iter().zip(&new_vectors) {
+            guard.upsert(*key, v);
+        }
+    }
+    let mut current: HashMap<u64, Vec<f32>> = (0..3_000u64)
+        .filter(|k| *k >= 2_000 || k % 2 == 1)
+        .filter(|k| !deleted_meanwhile.contains(k))
+        .map(|k| (k, vectors[k as usize].clone()))
+        .collect();
+    for (key, v) in updated_meanwhile.iter().zip(&new_vectors) {
+        current.insert(*key, v.clone());
+    }
+    let current = Arc::new(current);
+
+    // Searches run throughout the build and the swap; each checks that
+    // every hit is live and scored against its current vector.
+    let done = Arc::new(AtomicBool::new(false));
+    let queries = random_vectors(40, 16, 23);
+    let searchers: Vec<_> = (0..2)
+        .map(|t| {
+            let (index, done, current, queries) = (
+                index.clone(),
+                done.clone(),
+                current.clone(),
+                queries.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut rounds = 0usize;
+                while !done.load(Ordering::Relaxed) || rounds < 5 {
+                    let q = &queries[(rounds + t) % queries.len()];
+                    let hits = index.read().expect("lock").search(q, 10, DEFAULT_EF, None);
+                    assert_eq!(hits.len(), 10);
+                    for (key, score) in hits {
+                        let now = current
+                            .get(&key)
+                            .unwrap_or_else(|| panic!("deleted key {key} returned"));
+                        assert_eq!(score, crate::distance::squared_l2(q, now), "stale {key}");
+                    }
+                    rounds += 1;
+                }
+                rounds
+            })
+        })
+        .collect();
+    let rebuilt = plan.build();
+    assert!(index.write().expect("lock").install_rebuilt(rebuilt));
+    done.store(true, Ordering::Relaxed);
+    for searcher in searchers {
+        assert!(searcher.join().expect("searcher") >= 5);
+    }
+
+    let index = index.read().expect("lock");
+    assert_eq!(index.len(), current.len(), "count is exact after the swap");
+    // The rebuilt segment holds the 1,000 points live at planning time; the
+    // 400 deleted or moved while it was built are marked deleted in it.
+    assert_eq!(index.segments()[0].len(), 1_000);
+    assert_eq!(index.segments()[0].live(), 600);
+    for key in &deleted_meanwhile {
+        let v = &vectors[*key as usize];
+        let hits = index.search(v, 1, DEFAULT_EF, None);
+        assert_ne!(
+            hits.first().map(|h| h.0),
+            Some(*key),
+            "deleted {key} returned"
+        );
+    }
+    for (key, v) in updated_meanwhile.iter().zip(&new_vectors) {
+        let hits = index.search(v, 1, DEFAULT_EF, None);
+        assert_eq!(hits.first().map(|h| (h.0, h.1)), Some((*key, 0.0)));
+    }
+    let recall_queries = random_vectors(50, 16, 24);
+    let r = recall(&index, &recall_queries, 10, None);
+    assert!(r >= 0.95, "recall after the rebuild = {r:.3}");
+}
+
+#[test]
+fn a_rebuild_planned_before_the_index_was_replaced_is_not_installed() {
+    let vectors = random_vectors(200, 8, 31);
+    let mut index = build(Metric::Cosine, &vectors);
+    for key in 0..150u64 {
+        index.delete(key);
+    }
+    let plan = index.plan_rebuild(0.5).expect("plan");
+    let mut replaced = build(Metric::Cosine, &vectors);
+    assert!(!replaced.install_rebuilt(plan.build()));
+    assert_eq!(replaced.len(), 200);
+}
+
+#[test]
+fn bulk_upsert_matches_one_by_one_upserts() {
+    let vectors = random_vectors(3_000, 32, 41);
+    let mut bulk = ShardIndex::with_segment_capacity(Metric::Dot, PARAMS, 1_000);
+    bulk.bulk_upsert(
+        vectors
+            .iter()
+            .enumerate()
+            .map(|(k, v)| (k as u64, v.clone()))
+            .collect(),
+    );
+    // Replacing keys through a second bulk call retires the old versions.
+    bulk.bulk_upsert(
+        (0..100u64)
+            .map(|k| (k, vectors[k as usize + 100].clone()))
+            .collect(),
+    );
+    assert_eq!(bulk.len(), 3_000);
+    assert!(bulk.segment_count() >= 3);
+    let queries = random_vectors(30, 32, 42);
+    let r = recall(&bulk, &queries, 10, None);
+    assert!(r >= 0.95, "recall of a bulk-built index = {r:.3}");
+}

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::io::Cursor;
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
@@ -20,6 +21,7 @@ use super::ShardTypeConfig;
 use super::command::{PointRecord, ShardCommand, ShardResponse};
 use crate::distance::Metric;
 use crate::filter::PayloadFilter;
+use crate::index::disk::IndexDir;
 use crate::index::{HnswParams, ShardIndex};
 use crate::storage::{ShardStore, StoredPoint};
 
@@ -63,16 +65,21 @@ fn io_write(e: impl std::error::Error + 'static) -> StorageError<u64> {
 pub struct ShardStateMachine {
     store: ShardStore,
     index: Arc<RwLock<ShardIndex>>,
+    /// Points the index loaded from dumps when the shard was opened.
+    loaded_from_disk: usize,
     applied: Option<LogId<u64>>,
     membership: StoredMembership<u64, BasicNode>,
 }
 
 impl ShardStateMachine {
-    /// Opens the shard's state, rebuilding its index from RocksDB.
+    /// Opens the shard's state: its index is loaded from the dumps in
+    /// `dumps` where they cover the stored points and built for the rest
+    /// (all of it when the dumps are missing or unusable).
     pub fn open(
         store: ShardStore,
         metric: Metric,
         params: HnswParams,
+        dumps: &IndexDir,
     ) -> Result<Self, StorageError<u64>> {
         let applied = store
             .meta(META_APPLIED)
@@ -85,16 +92,45 @@ impl ShardStateMachine {
             .map(|b| serde_json::from_slice(&b).map_err(io_read))
             .transpose()?
             .unwrap_or_default();
-        let mut index = ShardIndex::new(metric, params);
-        for stored in store.points().map_err(io_read)? {
-            index.upsert(stored.row, &stored.point.vector);
+        let started = Instant::now();
+        let stored: Vec<(u64, Vec<f32>)> = store
+            .points()
+            .map_err(io_read)?
+            .into_iter()
+            .map(|p| (p.row, p.point.vector))
+            .collect();
+        let points = stored.len();
+        let loaded = blocking(|| dumps.load(metric, params)).unwrap_or_else(|e| {
+            tracing::warn!(shard = store.shard_id(), error = %e, "index dumps unusable; rebuilding the index from storage");
+            if let Err(e) = dumps.remove() {
+                tracing::warn!(shard = store.shard_id(), error = %e, "cannot remove index dumps");
+            }
+            Vec::new()
+        });
+        let (index, loaded_from_disk) =
+            blocking(|| ShardIndex::restore(metric, params, loaded, stored));
+        if points > 0 {
+            tracing::info!(
+                shard = store.shard_id(),
+                points,
+                loaded_from_disk,
+                built = points - loaded_from_disk,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "index ready"
+            );
         }
         Ok(Self {
             store,
             index: Arc::new(RwLock::new(index)),
+            loaded_from_disk,
             applied,
             membership,
         })
+    }
+
+    /// Points the index loaded from dumps (rather than built) on open.
+    pub fn loaded_from_disk(&self) -> usize {
+        self.loaded_from_disk
     }
 
     /// The shard's index, shared with the search path.
@@ -407,12 +443,18 @@ impl RaftStateMachine<ShardTypeConfig> for ShardStateMachine {
             snapshot = %meta.snapshot_id,
             "installed a snapshot from the leader"
         );
-        let mut index = self.write_index();
-        let (metric, params) = (index.metric(), index.params());
-        *index = ShardIndex::new(metric, params);
-        for (row, vector) in vectors {
-            index.upsert(row, &vector);
-        }
+        // Build the new index beside the old one (searches go on meanwhile),
+        // then swap.
+        let (metric, params) = {
+            let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+            (index.metric(), index.params())
+        };
+        let fresh = blocking(|| {
+            let mut fresh = ShardIndex::new(metric, params);
+            fresh.bulk_upsert(vectors);
+            fresh
+        });
+        *self.write_index() = fresh;
         Ok(())
     }
 

@@ -7,6 +7,7 @@ use tempfile::TempDir;
 use vectron_raft::{RocksLogStore, open_db};
 use vectron_worker::distance::Metric;
 use vectron_worker::index::HnswParams;
+use vectron_worker::index::disk::IndexDir;
 use vectron_worker::shard::ShardTypeConfig;
 use vectron_worker::shard::state_machine::ShardStateMachine;
 use vectron_worker::storage::{DATA_CFS, ShardStore};
@@ -29,8 +30,9 @@ impl StoreBuilder<ShardTypeConfig, RocksLogStore<ShardTypeConfig>, ShardStateMac
             m: 16,
             ef_construction: 100,
         };
+        let dumps = IndexDir::new(dir.path().join("index"));
         let state_machine =
-            ShardStateMachine::open(ShardStore::new(db, SHARD), Metric::L2, params)?;
+            ShardStateMachine::open(ShardStore::new(db, SHARD), Metric::L2, params, &dumps)?;
         Ok((dir, log_store, state_machine))
     }
 }

@@ -1,0 +1,144 @@
+//! Background upkeep of one replica's index, off the request path: rebuilds
+//! the segment with the most deletes once its deleted fraction passes a
+//! threshold (holding the index lock only to copy and to swap), and dumps
+//! segments to disk so a restart loads graphs instead of rebuilding them.
+//! Sealed segments are dumped once, without the lock; the appendable segment
+//! is re-dumped each time it has grown by a set number of points, holding a
+//! read lock (searches go on, applies wait) while it is written.
+
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use crate::index::ShardIndex;
+use crate::index::disk::{DiskError, IndexDir, SegmentImage};
+
+/// When upkeep acts.
+#[derive(Debug, Clone, Copy)]
+pub struct MaintenanceConfig {
+    /// Rebuild a segment once more than this fraction of it is deleted.
+    pub rebuild_threshold: f64,
+    /// Re-dump the appendable segment after it grew by this many points.
+    pub dump_growth: usize,
+    /// Pause between rounds.
+    pub interval: Duration,
+}
+
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        Self {
+            rebuild_threshold: 0.2,
+            dump_growth: 10_000,
+            interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What one round did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RoundReport {
+    /// Segments rebuilt.
+    pub rebuilt: usize,
+    /// Segments dumped.
+    pub dumped: usize,
+}
+
+fn read(index: &RwLock<ShardIndex>) -> RwLockReadGuard<'_, ShardIndex> {
+    index.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write(index: &RwLock<ShardIndex>) -> RwLockWriteGuard<'_, ShardIndex> {
+    index.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Rebuilds at most one segment, then dumps whatever needs dumping and
+/// records the dumps in the manifest. Blocking; call off the async threads.
+pub fn run_round(
+    shard_id: u64,
+    index: &RwLock<ShardIndex>,
+    dir: &IndexDir,
+    config: &MaintenanceConfig,
+) -> Result<RoundReport, DiskError> {
+    let mut report = RoundReport::default();
+    let plan = write(index).plan_rebuild(config.rebuild_threshold);
+    if let Some(plan) = plan {
+        let started = Instant::now();
+        let points = plan.len();
+        if write(index).install_rebuilt(plan.build()) {
+            report.rebuilt += 1;
+            info!(
+                shard = shard_id,
+                points,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "rebuilt an index segment with many deletes"
+            );
+        }
+    }
+    let mut position = 0;
+    loop {
+        let guard = read(index);
+        let Some(segment) = guard.segments().get(position) else {
+            break;
+        };
+        let grown = segment.len() - segment.dumped_len().min(segment.len());
+        let image = if segment.is_sealed() && grown > 0 {
+            let image = SegmentImage::of(segment);
+            drop(guard);
+            dir.dump(&image)?;
+            Some(image)
+        } else if !segment.is_sealed() && grown >= config.dump_growth {
+            let image = SegmentImage::of(segment);
+            dir.dump(&image)?;
+            drop(guard);
+            Some(image)
+        } else {
+            None
+        };
+        if let Some(image) = image {
+            let mut guard = write(index);
+            if let Some(segment) = guard.segment_mut(position)
+                && segment.id() == image.id()
+            {
+                segment.set_dumped_len(image.len());
+                report.dumped += 1;
+            }
+        }
+        position += 1;
+    }
+    if report.dumped > 0 || report.rebuilt > 0 {
+        let names: Vec<String> = read(index)
+            .segments()
+            .iter()
+            .filter(|s| s.dumped_len() > 0)
+            .map(|s| SegmentImage::name_of(s.id(), s.dumped_len()))
+            .collect();
+        dir.commit(&names)?;
+    }
+    Ok(report)
+}
+
+/// Runs rounds every `config.interval` until the task is aborted.
+pub fn spawn(
+    shard_id: u64,
+    index: Arc<RwLock<ShardIndex>>,
+    dir: IndexDir,
+    config: MaintenanceConfig,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(config.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let (index, dir) = (index.clone(), dir.clone());
+            let round =
+                tokio::task::spawn_blocking(move || run_round(shard_id, &index, &dir, &config))
+                    .await;
+            match round {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => warn!(shard = shard_id, error = %e, "index upkeep failed"),
+                Err(e) => warn!(shard = shard_id, error = %e, "index upkeep panicked"),
+            }
+        }
+    })
+}
