@@ -112,13 +112,18 @@ async fn acknowledged_upserts_survive_kill_and_restart_of_any_worker() {
         .expect("create collection");
     let shard = shard(&pd_client).await;
     let addrs: Vec<String> = workers.iter().map(|w| w.addr.clone()).collect();
-    let (leader_addr, _) = wait_for("the shard group to elect a leader", WAIT, || async {
-        strong_count(&addrs, &shard).await
-    })
-    .await;
+    let find_leader = || async {
+        wait_for("the shard group to elect a leader", WAIT, || async {
+            strong_count(&addrs, &shard).await
+        })
+        .await
+        .0
+    };
+    let mut leader_addr = find_leader().await;
 
-    // 10,000 upserts acknowledged by the leader.
-    let mut leader = worker_client(&leader_addr).await.expect("leader reachable");
+    // 10,000 upserts acknowledged by the leader. Right after the group forms
+    // leadership may still move once; an upsert is idempotent, so a batch
+    // refused with NOT_LEADER is resent to the new leader (as the gateway does).
     for batch in 0..20u64 {
         let request = pb::UpsertRequest {
             shard: Some(pb::ShardRef {
@@ -127,9 +132,21 @@ async fn acknowledged_upserts_survive_kill_and_restart_of_any_worker() {
             }),
             points: (batch * 500..(batch + 1) * 500).map(point).collect(),
         };
-        let reply = leader.upsert(request).await.expect("upsert acknowledged");
+        let mut attempts = 0;
+        let reply = loop {
+            let mut leader = worker_client(&leader_addr).await.expect("leader reachable");
+            match leader.upsert(request.clone()).await {
+                Ok(reply) => break reply,
+                Err(status) if status.code() == tonic::Code::FailedPrecondition && attempts < 5 => {
+                    attempts += 1;
+                    leader_addr = find_leader().await;
+                }
+                Err(status) => panic!("upsert not acknowledged: {status:?}"),
+            }
+        };
         assert_eq!(reply.into_inner().upserted, 500);
     }
+    let mut leader = worker_client(&leader_addr).await.expect("leader reachable");
 
     // Bad input writes nothing: one NaN in a batch rejects the batch.
     let mut bad = point(10_001);
