@@ -56,6 +56,8 @@ pub struct DevArgs {
     /// File holding the first admin's password (else VECTRON_ADMIN_PASSWORD).
     #[arg(long, env = "VECTRON_ADMIN_PASSWORD_FILE")]
     pub admin_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub overload: OverloadArgs,
 }
 
 /// `vectron playground`.
@@ -215,6 +217,34 @@ pub struct GatewayArgs {
     /// Serve without authentication (auth is on unless this is given).
     #[arg(long, env = "VECTRON_NO_AUTH")]
     pub no_auth: bool,
+    #[command(flatten)]
+    pub overload: OverloadArgs,
+}
+
+/// Overload protection of a gateway.
+#[derive(Debug, Args)]
+pub struct OverloadArgs {
+    /// Sustained requests per second allowed per credential (429 beyond).
+    #[arg(long, env = "VECTRON_RATE_LIMIT", default_value_t = 1000.0)]
+    pub rate_limit: f64,
+    /// Requests served at once; more are refused with 503.
+    #[arg(long, env = "VECTRON_MAX_IN_FLIGHT", default_value_t = 512)]
+    pub max_in_flight: usize,
+    /// Longest a request may take, in seconds (then 503).
+    #[arg(long, env = "VECTRON_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+}
+
+impl OverloadArgs {
+    /// The gateway's overload settings.
+    pub fn config(&self) -> vectron_gateway::OverloadConfig {
+        vectron_gateway::OverloadConfig {
+            rate_per_second: self.rate_limit,
+            burst: (self.rate_limit * 2.0).max(1.0),
+            max_in_flight: self.max_in_flight,
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs.max(1)),
+        }
+    }
 }
 
 #[cfg(test)]

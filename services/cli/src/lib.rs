@@ -2,4 +2,6 @@
 //! of each subcommand to the service crate that implements it.
 
 pub mod args;
+pub mod dev;
+pub mod playground;
 pub mod run;

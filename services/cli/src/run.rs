@@ -1,23 +1,14 @@
-//! Dispatches a parsed command line to the service that implements it. Roles
-//! whose service is not built yet fail with a clear "not implemented yet".
+//! Dispatches a parsed command line to the service that implements it.
 
 use std::time::Duration;
 
 use tracing::info;
 
-use crate::args::{Cli, Command, PdArgs, WorkerArgs};
+use crate::args::{AuthArgs, Cli, Command, GatewayArgs, PdArgs, WorkerArgs};
 
 /// A command that cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// The role exists in the contract but its service is not built yet.
-    #[error("`vectron {command}` is not implemented yet (tracked in issue {issue})")]
-    NotImplemented {
-        /// The subcommand.
-        command: &'static str,
-        /// The issue that builds it.
-        issue: &'static str,
-    },
     /// A flag value is unusable.
     #[error("{0}")]
     Config(#[from] vectron_config::ConfigError),
@@ -27,6 +18,21 @@ pub enum RunError {
     /// The worker failed.
     #[error(transparent)]
     Worker(#[from] vectron_worker::node::WorkerError),
+    /// The auth service failed.
+    #[error(transparent)]
+    Auth(#[from] vectron_auth::AuthError),
+    /// The gateway failed.
+    #[error(transparent)]
+    Gateway(#[from] vectron_gateway::GatewayError),
+    /// A file named on the command line is unusable.
+    #[error("{0}")]
+    Input(String),
+    /// `vectron dev` failed.
+    #[error("vectron dev: {0}")]
+    Dev(String),
+    /// `vectron playground` failed.
+    #[error("vectron playground: {0}")]
+    Playground(String),
 }
 
 /// The version line printed by `vectron version`.
@@ -55,18 +61,17 @@ pub async fn shutdown_signal() {
 
 /// Runs the command to completion.
 pub async fn run(cli: Cli) -> Result<(), RunError> {
-    let not_implemented = |command, issue| Err(RunError::NotImplemented { command, issue });
     match cli.command {
         Command::Version => {
             println!("{}", version_line());
             Ok(())
         }
         Command::Pd(args) => run_pd(args).await,
-        Command::Dev(_) => not_implemented("dev", "#5"),
-        Command::Playground(_) => not_implemented("playground", "#5"),
+        Command::Dev(args) => crate::dev::run(args).await,
+        Command::Playground(args) => crate::playground::run(args).await,
         Command::Worker(args) => run_worker(args).await,
-        Command::Auth(_) => not_implemented("auth", "#5"),
-        Command::Gateway(_) => not_implemented("gateway", "#5"),
+        Command::Auth(args) => run_auth(args).await,
+        Command::Gateway(args) => run_gateway(args).await,
     }
 }
 
@@ -122,5 +127,52 @@ async fn run_worker(args: WorkerArgs) -> Result<(), RunError> {
         snapshot_every: args.snapshot_every,
     };
     vectron_worker::node::run(config, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// The first admin's password: the file named by `--admin-password-file`,
+/// else `VECTRON_ADMIN_PASSWORD`; `None` when neither is set.
+pub fn admin_password(file: Option<&std::path::Path>) -> Result<Option<String>, RunError> {
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            RunError::Input(format!(
+                "--admin-password-file: cannot read {}: {e}",
+                file.display()
+            ))
+        })?;
+        return Ok(Some(text.trim_end_matches(['\r', '\n']).to_owned()));
+    }
+    Ok(std::env::var("VECTRON_ADMIN_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty()))
+}
+
+async fn run_auth(args: AuthArgs) -> Result<(), RunError> {
+    let mut config = vectron_auth::AuthConfig::new(
+        args.addr,
+        vectron_config::parse_endpoints("--pd-endpoints", &args.pd_endpoints)?,
+        args.jwt_secret_file.clone(),
+    );
+    config.admin_password = admin_password(args.admin_password_file.as_deref())?;
+    vectron_auth::run(config, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn run_gateway(args: GatewayArgs) -> Result<(), RunError> {
+    let access = if args.no_auth {
+        tracing::warn!("gateway started with --no-auth: every request is allowed");
+        vectron_gateway::Access::Open
+    } else {
+        vectron_gateway::Access::Checked(vectron_auth::AuthHandle::connect(&args.auth_endpoint)?)
+    };
+    let config = vectron_gateway::GatewayConfig {
+        http_addr: args.http_addr,
+        grpc_addr: args.grpc_addr,
+        pd_endpoints: vectron_config::parse_endpoints("--pd-endpoints", &args.pd_endpoints)?,
+        access,
+        limits: vectron_config::Limits::default(),
+        overload: args.overload.config(),
+    };
+    vectron_gateway::run(config, shutdown_signal()).await?;
     Ok(())
 }

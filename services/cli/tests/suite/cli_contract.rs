@@ -133,12 +133,18 @@ fn invalid_initial_members_are_rejected_by_name() {
 }
 
 #[test]
-fn roles_not_built_yet_fail_clearly() {
-    let output = vectron(&["gateway", "--no-auth"], &[]);
-    assert!(!output.status.success());
-    assert!(
-        stderr(&output).contains("not implemented yet"),
-        "{}",
-        stderr(&output)
+fn auth_names_an_unreadable_secret_file() {
+    let output = vectron(
+        &[
+            "auth",
+            "--addr",
+            "127.0.0.1:0",
+            "--jwt-secret-file",
+            "/nonexistent/vectron/jwt-secret",
+        ],
+        &[],
     );
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("/nonexistent/vectron/jwt-secret"), "{err}");
 }

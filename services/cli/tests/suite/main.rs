@@ -1,7 +1,12 @@
 //! The `vectron` crate's integration suite: one test binary with a module per
 //! area. Process tests start real `vectron` processes on loopback.
 
+mod auth_matrix;
 mod cli_contract;
+mod cluster_harness;
+mod gateway_dev;
 mod harness;
 mod pd_cluster;
+mod playground;
+mod readme_walkthrough;
 mod worker_cluster;

@@ -1,0 +1,296 @@
+//! Harness for whole-system tests: `vectron dev` and `vectron playground` as
+//! real child processes on free loopback ports, with clients for their
+//! gateway. Processes are stopped and temp dirs removed on drop, even when a
+//! test panics; every wait is bounded.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+use vectron_client::Client;
+
+use crate::harness::{VectronProcess, free_port};
+
+/// Polls the gateway at `client` until `/readyz` answers 200.
+pub async fn wait_ready(client: &Client, timeout: Duration, logs: impl Fn() -> String) {
+    let start = Instant::now();
+    while !client.ready().await {
+        assert!(
+            start.elapsed() < timeout,
+            "gateway not ready after {timeout:?}; log tail:\n{}",
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A `vectron dev` process over a temp data dir.
+pub struct DevServer {
+    dir: TempDir,
+    /// REST base URL.
+    pub http: String,
+    /// gRPC address.
+    pub grpc: String,
+    args: Vec<String>,
+    process: VectronProcess,
+}
+
+/// The admin password `DevServer::start_with_auth` bootstraps.
+pub const ADMIN_PASSWORD: &str = "correct-horse-battery";
+
+impl DevServer {
+    /// Starts `vectron dev` (auth off) and waits until it is ready.
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts `vectron dev --auth` with the admin password bootstrapped.
+    pub async fn start_with_auth() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let password_file = dir.path().join("admin-password");
+        std::fs::write(&password_file, ADMIN_PASSWORD).expect("write password file");
+        let file = password_file.display().to_string();
+        Self::start_in(dir, &["--auth", "--admin-password-file", &file]).await
+    }
+
+    /// Starts `vectron dev <extra>`.
+    pub async fn start_with(extra: &[&str]) -> Self {
+        Self::start_in(tempfile::tempdir().expect("temp dir"), extra).await
+    }
+
+    async fn start_in(dir: TempDir, extra: &[&str]) -> Self {
+        let http_addr = format!("127.0.0.1:{}", free_port());
+        let grpc = format!("127.0.0.1:{}", free_port());
+        let mut args = vec![
+            "dev".to_owned(),
+            "--data-dir".to_owned(),
+            dir.path().join("data").display().to_string(),
+            "--http-addr".to_owned(),
+            http_addr.clone(),
+            "--grpc-addr".to_owned(),
+            grpc.clone(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let process = VectronProcess::new(dir.path().join("dev.log"));
+        let mut server = Self {
+            http: format!("http://{http_addr}"),
+            grpc,
+            args,
+            process,
+            dir,
+        };
+        server.spawn().await;
+        server
+    }
+
+    async fn spawn(&mut self) {
+        self.process.spawn(&self.args);
+        let client = self.client();
+        wait_ready(&client, Duration::from_secs(90), || self.process.log_tail()).await;
+    }
+
+    /// kill -9, then start again over the same data dir and wait for ready.
+    pub async fn kill9_and_restart(&mut self) {
+        self.process.kill9();
+        self.spawn().await;
+    }
+
+    /// A client without credentials.
+    pub fn client(&self) -> Client {
+        Client::new(&self.http).expect("client")
+    }
+
+    /// The data dir.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The log's last lines.
+    pub fn log_tail(&self) -> String {
+        self.process.log_tail()
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        self.process.kill9();
+        if std::thread::panicking() {
+            eprintln!("--- vectron dev ---\n{}", self.process.log_tail());
+        }
+    }
+}
+
+/// One child process of a playground, as it printed it.
+#[derive(Debug, Clone)]
+pub struct PlaygroundChild {
+    /// `pd-1`, `worker-2`, `gateway`, ...
+    pub name: String,
+    /// Its address.
+    pub addr: String,
+    /// Its PID.
+    pub pid: u32,
+}
+
+/// A `vectron playground` process.
+pub struct Playground {
+    dir: TempDir,
+    child: Child,
+    /// REST base URL of the gateway.
+    pub http: String,
+    /// The children it reported.
+    pub children: Vec<PlaygroundChild>,
+}
+
+fn ports_free(base: u16, span: u16) -> bool {
+    (0..span).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())
+}
+
+impl Playground {
+    /// Starts `vectron playground --pd <pd> --workers <workers>` on a free
+    /// port block and waits (bounded) until it prints that it is ready.
+    pub fn start(pd: u32, workers: u32) -> Self {
+        let base = (0..50)
+            .map(|_| free_port().clamp(20_000, 55_000))
+            .find(|&b| ports_free(b, 40))
+            .expect("a free block of 40 loopback ports");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vectron"))
+            .args([
+                "playground",
+                "--pd",
+                &pd.to_string(),
+                "--workers",
+                &workers.to_string(),
+                "--base-port",
+                &base.to_string(),
+                "--data-dir",
+                &dir.path().join("pg").display().to_string(),
+            ])
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("playground.log")).expect("log file"),
+            ))
+            .spawn()
+            .expect("spawn vectron playground");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut playground = Self {
+            dir,
+            child,
+            http: format!("http://127.0.0.1:{base}"),
+            children: Vec::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.starts_with("Press Ctrl-C") => break,
+                Ok(line) => {
+                    let words: Vec<&str> = line.split_whitespace().collect();
+                    if let [name, addr, "pid", pid] = words.as_slice() {
+                        playground.children.push(PlaygroundChild {
+                            name: name.to_string(),
+                            addr: addr.to_string(),
+                            pid: pid.parse().expect("numeric pid"),
+                        });
+                    }
+                }
+                Err(_) => panic!(
+                    "playground did not become ready within 180 s:\n{}",
+                    playground.logs()
+                ),
+            }
+        }
+        playground
+    }
+
+    /// The child named `name`.
+    pub fn child(&self, name: &str) -> &PlaygroundChild {
+        self.children
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no child {name} in {:?}", self.children))
+    }
+
+    /// PD addresses.
+    pub fn pd_endpoints(&self) -> Vec<String> {
+        self.children
+            .iter()
+            .filter(|c| c.name.starts_with("pd-"))
+            .map(|c| c.addr.clone())
+            .collect()
+    }
+
+    /// kill -9 of one child.
+    pub fn kill9(&self, name: &str) {
+        let pid = self.child(name).pid;
+        let status = Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -9 {pid} ({name}) failed");
+    }
+
+    /// A client of the gateway.
+    pub fn client(&self) -> Client {
+        Client::new(&self.http).expect("client")
+    }
+
+    /// The playground's own log and the tails of its children's logs.
+    pub fn logs(&self) -> String {
+        let mut out =
+            std::fs::read_to_string(self.dir.path().join("playground.log")).unwrap_or_default();
+        let logs = self.dir.path().join("pg").join("logs");
+        if let Ok(entries) = std::fs::read_dir(&logs) {
+            for entry in entries.flatten() {
+                let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                out.push_str(&format!(
+                    "\n--- {} ---\n{}",
+                    entry.path().display(),
+                    lines[lines.len().saturating_sub(15)..].join("\n")
+                ));
+            }
+        }
+        out
+    }
+
+    /// The data dir of the playground.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Playground {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- playground logs ---\n{}", self.logs());
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        // Its children die with it (PR_SET_PDEATHSIG).
+        let _ = self.child.wait();
+    }
+}

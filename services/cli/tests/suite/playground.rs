@@ -1,0 +1,186 @@
+//! A real cluster from `vectron playground` (3 PD + 3 workers): a collection
+//! of 4 shards × 3 replicas, 20,000 points through the gateway, recall@10
+//! against exact search, then kill -9 of a worker and of the PD leader while
+//! the gateway keeps serving every acknowledged point.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use vectron_client::{Client, Point, PointId};
+
+use crate::cluster_harness::Playground;
+use crate::harness::serial;
+
+const DIM: usize = 32;
+const POINTS: u64 = 20_000;
+
+/// A deterministic pseudo-random vector (xorshift), different per seed.
+fn vector(seed: u64) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..DIM)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 2000) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb)
+}
+
+fn exact_top10(data: &[Vec<f32>], query: &[f32]) -> Vec<u64> {
+    let mut scored: Vec<(f32, u64)> = data
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (cosine(v, query), i as u64))
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    scored.iter().take(10).map(|(_, i)| *i).collect()
+}
+
+async fn upsert_all(client: &Client, ids: std::ops::Range<u64>) {
+    let batches: Vec<Vec<Point>> = ids
+        .collect::<Vec<_>>()
+        .chunks(500)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|&i| Point::new(i, vector(i)).with_payload(json!({"i": i})))
+                .collect()
+        })
+        .collect();
+    for group in batches.chunks(4) {
+        let calls = group.iter().map(|batch| client.upsert("pg", batch));
+        for result in futures::future::join_all(calls).await {
+            assert_eq!(result.expect("upsert batch"), 500);
+        }
+    }
+}
+
+/// Every acknowledged point is readable with strong consistency.
+async fn all_points_readable(client: &Client, total: u64) -> Result<(), String> {
+    for start in (0..total).step_by(1000) {
+        let ids: Vec<u64> = (start..(start + 1000).min(total)).collect();
+        let points = client
+            .get_points("pg", &json!({"ids": ids, "with_vector": false, "with_payload": false, "consistency": "strong"}))
+            .await
+            .map_err(|e| e.to_string())?;
+        if points.len() != ids.len() {
+            return Err(format!(
+                "ids {start}..: {} of {} found",
+                points.len(),
+                ids.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn recall(client: &Client, data: &[Vec<f32>], queries: u64) -> f64 {
+    let mut found = 0usize;
+    for q in 0..queries {
+        let query = vector(1_000_000 + q);
+        let truth = exact_top10(data, &query);
+        let hits = client
+            .search("pg", &json!({"vector": query, "top_k": 10, "ef": 128}))
+            .await
+            .expect("search");
+        assert_eq!(hits.len(), 10, "search returned {} hits", hits.len());
+        found += hits
+            .iter()
+            .filter(|h| matches!(h.id, PointId::Num(n) if truth.contains(&n)))
+            .count();
+    }
+    found as f64 / (queries as f64 * 10.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn playground_cluster_survives_worker_and_pd_leader_kill9() {
+    let _serial = serial().await;
+    let pg = Playground::start(3, 3);
+    let client = pg.client();
+    client
+        .create_collection(&json!({"name": "pg", "dimension": DIM, "metric": "cosine", "shards": 4, "replication_factor": 3}))
+        .await
+        .expect("create collection");
+
+    let started = Instant::now();
+    upsert_all(&client, 0..POINTS).await;
+    eprintln!("upserted {POINTS} points in {:?}", started.elapsed());
+    assert_eq!(client.count("pg", &json!({})).await.expect("count"), POINTS);
+    let info = client.get_collection("pg").await.expect("collection");
+    for shard in info["shard_status"].as_array().expect("shards") {
+        assert_eq!(
+            shard["replicas"].as_array().map(Vec::len),
+            Some(3),
+            "{info}"
+        );
+    }
+
+    let data: Vec<Vec<f32>> = (0..POINTS).map(vector).collect();
+    let r = recall(&client, &data, 100).await;
+    eprintln!("recall@10 over 100 queries: {r:.4}");
+    assert!(r >= 0.95, "recall@10 {r} < 0.95");
+
+    // kill -9 one worker: reads, searches and writes go on.
+    pg.kill9("worker-1");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        match all_points_readable(&client, POINTS).await {
+            Ok(()) => break,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("after killing worker-1: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => {
+                panic!("acknowledged points not readable 90 s after kill -9 of worker-1: {e}")
+            }
+        }
+    }
+    eprintln!(
+        "all points readable after worker kill in {:?}",
+        deadline.elapsed()
+    );
+    for q in 0..10 {
+        let hits = client
+            .search("pg", &json!({"vector": vector(2_000_000 + q), "top_k": 10}))
+            .await
+            .expect("search after worker kill");
+        assert_eq!(hits.len(), 10);
+    }
+    upsert_all(&client, POINTS..POINTS + 1000).await;
+
+    // kill -9 the PD leader: the gateway keeps serving.
+    let pd = vectron_pd::PdClient::new(&pg.pd_endpoints()).expect("pd client");
+    let members = pd
+        .call(|mut c| async move {
+            c.get_members(vectron_proto::pd::v1::GetMembersRequest {})
+                .await
+        })
+        .await
+        .expect("members");
+    assert!(members.leader_id > 0);
+    pg.kill9(&format!("pd-{}", members.leader_id));
+    let hits = client
+        .search("pg", &json!({"vector": vector(3_000_000), "top_k": 10}))
+        .await
+        .expect("search right after PD leader kill");
+    assert_eq!(hits.len(), 10);
+    upsert_all(&client, POINTS + 1000..POINTS + 1500).await;
+    all_points_readable(&client, POINTS + 1500)
+        .await
+        .expect("all points after PD leader kill");
+    assert_eq!(
+        client
+            .count("pg", &json!({"consistency": "strong"}))
+            .await
+            .expect("count"),
+        POINTS + 1500
+    );
+}

@@ -1,0 +1,107 @@
+//! Runs a gateway: binds the HTTP and gRPC listeners, serves the REST router
+//! and the `vectron.v1.Vectron` service over one shared [`Frontdoor`], and
+//! stops both when asked. Does network I/O.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tracing::info;
+use vectron_config::Limits;
+use vectron_proto::v1::vectron_server::VectronServer;
+
+use crate::access::Access;
+use crate::api::Gateway;
+use crate::grpc::GrpcApi;
+use crate::guard::Frontdoor;
+use crate::limits::OverloadConfig;
+
+/// Why a gateway stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The configuration is unusable.
+    #[error("{0}")]
+    Config(String),
+    /// A server failed while running.
+    #[error("{0}")]
+    Serve(String),
+}
+
+/// Everything a gateway needs.
+pub struct GatewayConfig {
+    /// REST listen address.
+    pub http_addr: SocketAddr,
+    /// gRPC listen address.
+    pub grpc_addr: SocketAddr,
+    /// PD endpoints, host:port.
+    pub pd_endpoints: Vec<String>,
+    /// How callers are checked.
+    pub access: Access,
+    /// Input limits.
+    pub limits: Limits,
+    /// Rate limit, in-flight cap and timeout.
+    pub overload: OverloadConfig,
+}
+
+/// Runs a gateway until `shutdown` resolves.
+pub async fn run(
+    config: GatewayConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), GatewayError> {
+    let gateway = Gateway::new(&config.pd_endpoints, config.limits)
+        .map_err(|e| GatewayError::Config(e.message))?;
+    let auth_on = matches!(config.access, Access::Checked(_));
+    let door = Arc::new(Frontdoor::new(gateway, config.access, config.overload));
+
+    let http = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .map_err(|source| GatewayError::Bind {
+            addr: config.http_addr,
+            source,
+        })?;
+    let grpc = tonic::transport::server::TcpIncoming::bind(config.grpc_addr)
+        .map_err(|source| GatewayError::Bind {
+            addr: config.grpc_addr,
+            source,
+        })?
+        .with_nodelay(Some(true));
+    info!(http = %config.http_addr, grpc = %config.grpc_addr, auth = auth_on, "gateway listening");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let wait = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let body_limit = config.limits.max_body_bytes;
+    let rest = axum::serve(http, crate::rest::router(door.clone()))
+        .with_graceful_shutdown(wait(stop_rx.clone()));
+    let grpc_server = tonic::transport::Server::builder()
+        .add_service(
+            VectronServer::new(GrpcApi::new(door))
+                .max_decoding_message_size(body_limit)
+                .max_encoding_message_size(64 * 1024 * 1024),
+        )
+        .serve_with_incoming_shutdown(grpc, wait(stop_rx));
+    let rest = tokio::spawn(async move { rest.await.map_err(|e| e.to_string()) });
+    let grpc_server = tokio::spawn(async move { grpc_server.await.map_err(|e| e.to_string()) });
+
+    shutdown.await;
+    info!("gateway shutting down");
+    let _ = stop_tx.send(true);
+    for (name, task) in [("REST", rest), ("gRPC", grpc_server)] {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(GatewayError::Serve(format!("{name} server: {e}"))),
+            Err(e) => return Err(GatewayError::Serve(format!("{name} server task: {e}"))),
+        }
+    }
+    Ok(())
+}

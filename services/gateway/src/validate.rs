@@ -1,0 +1,177 @@
+//! Checks a whole request against the collection and the limits before any
+//! of it is sent to a worker, so an invalid batch writes nothing. Every error
+//! names the offending field. No I/O.
+
+use vectron_config::Limits;
+use vectron_ids::PointId;
+
+use crate::error::{ApiError, Result};
+use crate::model::{NewPoint, SearchQuery};
+
+/// Checks a point id's length limits.
+pub fn point_id(id: &PointId, field: &str, limits: &Limits) -> Result<()> {
+    if let PointId::Str(s) = id {
+        if s.is_empty() {
+            return Err(ApiError::invalid(field, "a string id must not be empty"));
+        }
+        if s.len() > limits.max_id_bytes {
+            return Err(ApiError::invalid(
+                field,
+                format!(
+                    "id is {} bytes long; the limit is {}",
+                    s.len(),
+                    limits.max_id_bytes
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a vector's length and values.
+pub fn vector(values: &[f32], dimension: usize, field: &str) -> Result<()> {
+    if values.is_empty() {
+        return Err(ApiError::invalid(field, "a vector is required"));
+    }
+    if values.len() != dimension {
+        return Err(ApiError::invalid(
+            field,
+            format!(
+                "has {} components; the collection's dimension is {dimension}",
+                values.len()
+            ),
+        ));
+    }
+    if let Some(i) = values.iter().position(|x| !x.is_finite()) {
+        return Err(ApiError::invalid(
+            format!("{field}[{i}]"),
+            "is not a finite number",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks every point of an upsert.
+pub fn upsert(points: &[NewPoint], dimension: usize, limits: &Limits) -> Result<()> {
+    if points.is_empty() {
+        return Err(ApiError::invalid("points", "must hold at least one point"));
+    }
+    if points.len() > limits.max_points_per_upsert {
+        return Err(ApiError::invalid(
+            "points",
+            format!(
+                "holds {} points; the limit per upsert is {}",
+                points.len(),
+                limits.max_points_per_upsert
+            ),
+        ));
+    }
+    for (i, point) in points.iter().enumerate() {
+        point_id(&point.id, &format!("points[{i}].id"), limits)?;
+        vector(&point.vector, dimension, &format!("points[{i}].vector"))?;
+        if let Some(payload) = &point.payload {
+            let size = serde_json::to_vec(payload).map(|b| b.len()).unwrap_or(0);
+            if size > limits.max_payload_bytes {
+                return Err(ApiError::invalid(
+                    format!("points[{i}].payload"),
+                    format!(
+                        "is {size} bytes of JSON; the limit is {}",
+                        limits.max_payload_bytes
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a search.
+pub fn search(query: &SearchQuery, dimension: usize, limits: &Limits) -> Result<()> {
+    vector(&query.vector, dimension, "vector")?;
+    top_k(query.top_k, "top_k", limits)?;
+    if query.ef == Some(0) {
+        return Err(ApiError::invalid("ef", "must be at least 1"));
+    }
+    Ok(())
+}
+
+/// Checks a result count (`top_k`, scroll `limit`).
+pub fn top_k(value: u32, field: &str, limits: &Limits) -> Result<()> {
+    if value == 0 {
+        return Err(ApiError::invalid(field, "must be at least 1"));
+    }
+    if value > limits.max_top_k {
+        return Err(ApiError::invalid(
+            field,
+            format!("is {value}; the limit is {}", limits.max_top_k),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a list of ids.
+pub fn ids(ids: &[PointId], limits: &Limits) -> Result<()> {
+    if ids.is_empty() {
+        return Err(ApiError::invalid("ids", "must hold at least one id"));
+    }
+    if ids.len() > limits.max_points_per_upsert {
+        return Err(ApiError::invalid(
+            "ids",
+            format!(
+                "holds {} ids; the limit is {}",
+                ids.len(),
+                limits.max_points_per_upsert
+            ),
+        ));
+    }
+    for (i, id) in ids.iter().enumerate() {
+        point_id(id, &format!("ids[{i}]"), limits)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(id: u64, vector: Vec<f32>) -> NewPoint {
+        NewPoint {
+            id: PointId::Num(id),
+            vector,
+            payload: None,
+        }
+    }
+
+    #[test]
+    fn one_bad_point_fails_the_batch_naming_it() {
+        let limits = Limits::default();
+        let points = vec![
+            point(1, vec![1.0, 2.0]),
+            point(2, vec![1.0, f32::NAN]),
+            point(3, vec![1.0, 2.0]),
+        ];
+        let error = upsert(&points, 2, &limits).expect_err("NaN rejected");
+        assert_eq!(error.field, "points[1].vector[1]");
+        let error = upsert(&[point(1, vec![1.0])], 2, &limits).expect_err("dimension");
+        assert_eq!(error.field, "points[0].vector");
+        let error = upsert(&[point(1, vec![])], 2, &limits).expect_err("missing vector");
+        assert!(error.message.contains("required"), "{}", error.message);
+        assert!(upsert(&points[..1], 2, &limits).is_ok());
+    }
+
+    #[test]
+    fn top_k_bounds() {
+        let limits = Limits::default();
+        assert_eq!(top_k(0, "top_k", &limits).expect_err("0").field, "top_k");
+        assert!(top_k(limits.max_top_k + 1, "top_k", &limits).is_err());
+        assert!(top_k(limits.max_top_k, "top_k", &limits).is_ok());
+    }
+
+    #[test]
+    fn long_and_empty_string_ids_are_rejected() {
+        let limits = Limits::default();
+        assert!(point_id(&PointId::Str(String::new()), "id", &limits).is_err());
+        assert!(point_id(&PointId::Str("x".repeat(257)), "id", &limits).is_err());
+        assert!(point_id(&PointId::Str("x".repeat(256)), "id", &limits).is_ok());
+    }
+}
