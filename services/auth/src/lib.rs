@@ -3,6 +3,8 @@
 //! namespace; plus the handle the gateway uses to call it in process or over
 //! gRPC. Modules say whether they do I/O.
 
+#![warn(missing_docs)]
+
 pub mod api_key;
 pub mod core;
 pub mod error;

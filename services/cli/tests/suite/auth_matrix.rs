@@ -344,19 +344,72 @@ async fn every_route_answers_each_credential_exactly() {
         .collect();
     assert_eq!(visible, ["b"]);
 
-    // Login as a user created above works; a deleted key stops working.
+    // The user the admin created above can log in and read.
+    let admin_round = EVERYONE
+        .iter()
+        .position(|w| *w == Who::Admin)
+        .expect("admin round")
+        + 1;
     let user_token = anonymous
-        .login("user1", "long-enough-pw")
+        .login(&format!("user{admin_round}"), "long-enough-pw")
         .await
         .expect("user login");
+    let user = anonymous.with_token(&user_token);
     assert_eq!(
-        anonymous
-            .with_token(&user_token)
-            .call(Method::GET, "/v1/collections/a", None)
+        user.call(Method::GET, "/v1/collections/a", None)
             .await
             .expect("read")
             .0,
         200
+    );
+    assert_eq!(
+        user.call(Method::DELETE, "/v1/collections/a", None)
+            .await
+            .expect("delete")
+            .0,
+        403
+    );
+
+    // A deleted key stops working.
+    let (id, key) = admin
+        .create_api_key("short-lived", "read", None)
+        .await
+        .expect("key");
+    let short_lived = anonymous.with_api_key(&key);
+    assert_eq!(
+        short_lived
+            .call(Method::GET, "/v1/collections", None)
+            .await
+            .expect("list")
+            .0,
+        200
+    );
+    let deleted = admin
+        .call(Method::DELETE, &format!("/v1/auth/api-keys/{id}"), None)
+        .await
+        .expect("delete key");
+    assert_eq!(deleted.0, 200);
+    assert_eq!(
+        short_lived
+            .call(Method::GET, "/v1/collections", None)
+            .await
+            .expect("list")
+            .0,
+        401
+    );
+    let listed = admin
+        .call(Method::GET, "/v1/auth/api-keys", None)
+        .await
+        .expect("list keys")
+        .1;
+    let keys = listed["api_keys"].as_array().expect("api_keys");
+    assert!(keys.iter().all(|k| k["id"] != id.as_str()));
+    assert!(keys.iter().any(|k| k["name"] == "b-writer"
+        && k["collections"] == json!(["b"])
+        && k["role"] == "write"));
+    assert!(
+        keys.iter()
+            .all(|k| k.get("key").is_none() && !k.to_string().contains(&read_key))
     );
 
     // gRPC: same answers.
