@@ -166,6 +166,54 @@ async fn dev_serves_every_rest_row_and_keeps_data_across_kill9() {
         "best first: {hits:?}"
     );
     assert!(hits[0].payload.is_some());
+
+    // gRPC answers the same search with the same ids and scores.
+    let mut grpc =
+        vectron_proto::v1::vectron_client::VectronClient::connect(format!("http://{}", dev.grpc))
+            .await
+            .expect("grpc connect");
+    let grpc_hits = grpc
+        .search_points(vectron_proto::v1::SearchPointsRequest {
+            collection: "docs".into(),
+            vector: vector(5),
+            top_k: 5,
+            ..Default::default()
+        })
+        .await
+        .expect("grpc search")
+        .into_inner()
+        .results;
+    assert_eq!(grpc_hits.len(), hits.len());
+    for (g, r) in grpc_hits.iter().zip(&hits) {
+        let id = match g.id.as_ref().and_then(|id| id.kind.clone()) {
+            Some(vectron_proto::common::v1::point_id::Kind::Num(n)) => {
+                vectron_client::PointId::Num(n)
+            }
+            Some(vectron_proto::common::v1::point_id::Kind::Str(s)) => {
+                vectron_client::PointId::Str(s)
+            }
+            None => panic!("grpc hit without id"),
+        };
+        assert_eq!((id, g.score), (r.id.clone(), r.score));
+    }
+    let grpc_error = grpc
+        .search_points(vectron_proto::v1::SearchPointsRequest {
+            collection: "docs".into(),
+            vector: vec![1.0],
+            ..Default::default()
+        })
+        .await
+        .expect_err("wrong dimension");
+    assert_eq!(grpc_error.code(), tonic::Code::InvalidArgument);
+    let rest_error = c
+        .call(
+            Method::POST,
+            "/v1/collections/docs/points/search",
+            Some(&json!({"vector": [1.0]})),
+        )
+        .await
+        .expect("rest error");
+    assert_eq!(rest_error.1["error"]["message"], grpc_error.message());
     let red = c
         .search("docs", &json!({"vector": vector(5), "top_k": 20, "with_payload": true,
             "filter": {"must": [{"key": "color", "match": {"value": "red"}}], "must_not": [{"key": "n", "range": {"lt": 30}}]}}))
