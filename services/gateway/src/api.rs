@@ -68,7 +68,7 @@ fn encode_cursor(shard: usize, after: Option<&str>) -> String {
 
 fn decode_cursor(cursor: &str) -> Result<(usize, Option<String>)> {
     let bad = || ApiError::invalid("cursor", "is not a cursor this API returned");
-    if cursor.len() % 2 != 0 {
+    if !cursor.len().is_multiple_of(2) {
         return Err(bad());
     }
     let bytes = (0..cursor.len())

@@ -62,7 +62,7 @@ impl Default for RetryPolicy {
 }
 
 /// What to do after a failed attempt.
-enum Next {
+enum AfterFailure {
     /// Give up with this error.
     Fail(ApiError),
     /// Try this address next.
@@ -73,7 +73,7 @@ enum Next {
     Refresh,
 }
 
-fn classify(status: &Status, tried: &str) -> Next {
+fn classify(status: &Status, tried: &str) -> AfterFailure {
     let detail = error_detail::detail_of(status);
     match detail.as_ref().map(|d| d.reason()) {
         Some(ErrorReason::NotLeader) => {
@@ -82,17 +82,17 @@ fn classify(status: &Status, tried: &str) -> Next {
                 .map(|l| l.addr)
                 .filter(|a| !a.is_empty() && a != tried)
             {
-                Some(addr) => Next::Leader(addr),
-                None => Next::NextReplica,
+                Some(addr) => AfterFailure::Leader(addr),
+                None => AfterFailure::NextReplica,
             }
         }
-        Some(ErrorReason::StaleEpoch | ErrorReason::ShardNotFound) => Next::Refresh,
-        Some(ErrorReason::NoQuorum) => Next::NextReplica,
+        Some(ErrorReason::StaleEpoch | ErrorReason::ShardNotFound) => AfterFailure::Refresh,
+        Some(ErrorReason::NoQuorum) => AfterFailure::NextReplica,
         _ => match status.code() {
             Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
-                Next::NextReplica
+                AfterFailure::NextReplica
             }
-            _ => Next::Fail(ApiError::from_status(status)),
+            _ => AfterFailure::Fail(ApiError::from_status(status)),
         },
     }
 }
@@ -237,15 +237,15 @@ impl Dispatcher {
                 debug!(collection, shard = shard.shard_id, %addr, code = ?status.code(), message = status.message(), "shard call failed");
                 last = format!("worker {addr}: {}", status.message());
                 match classify(&status, &addr) {
-                    Next::Fail(error) => return Err(error),
-                    Next::Leader(hint) => {
+                    AfterFailure::Fail(error) => return Err(error),
+                    AfterFailure::Leader(hint) => {
                         self.remember_leader(shard.shard_id, &hint);
                         if !tried.contains(&hint) {
                             queue.insert(0, hint);
                         }
                     }
-                    Next::NextReplica => {}
-                    Next::Refresh => break,
+                    AfterFailure::NextReplica => {}
+                    AfterFailure::Refresh => break,
                 }
             }
             if start.elapsed() + backoff > self.policy.deadline {
@@ -274,10 +274,12 @@ mod tests {
                 addr: "127.0.0.1:2".into(),
             }),
         );
-        assert!(matches!(classify(&status, "127.0.0.1:1"), Next::Leader(a) if a == "127.0.0.1:2"));
+        assert!(
+            matches!(classify(&status, "127.0.0.1:1"), AfterFailure::Leader(a) if a == "127.0.0.1:2")
+        );
         assert!(matches!(
             classify(&status, "127.0.0.1:2"),
-            Next::NextReplica
+            AfterFailure::NextReplica
         ));
     }
 
@@ -285,19 +287,19 @@ mod tests {
     fn stale_routing_refreshes_and_bad_input_fails() {
         assert!(matches!(
             classify(&error_detail::stale_epoch(1, 1, 2), "a:1"),
-            Next::Refresh
+            AfterFailure::Refresh
         ));
         assert!(matches!(
             classify(&error_detail::shard_not_found(1), "a:1"),
-            Next::Refresh
+            AfterFailure::Refresh
         ));
         assert!(matches!(
             classify(&Status::unavailable("refused"), "a:1"),
-            Next::NextReplica
+            AfterFailure::NextReplica
         ));
         assert!(matches!(
             classify(&error_detail::invalid_argument("vector", "bad"), "a:1"),
-            Next::Fail(_)
+            AfterFailure::Fail(_)
         ));
     }
 }

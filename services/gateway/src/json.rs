@@ -115,7 +115,7 @@ fn status_name(status: i32) -> &'static str {
 
 /// A collection; `detailed` adds point counts and shard status.
 pub fn collection(c: &api::Collection, detailed: bool) -> Value {
-    let hnsw = c.hnsw.clone().unwrap_or_default();
+    let hnsw = c.hnsw.unwrap_or_default();
     let mut value = json!({
         "name": c.name,
         "dimension": c.dimension,

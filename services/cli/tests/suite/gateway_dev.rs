@@ -21,7 +21,7 @@ fn vector(i: u64) -> Vec<f32> {
 }
 
 fn color(i: u64) -> &'static str {
-    if i % 3 == 0 { "red" } else { "blue" }
+    if i.is_multiple_of(3) { "red" } else { "blue" }
 }
 
 async fn seed(client: &Client, collection: &str, n: u64) {

@@ -31,7 +31,7 @@ fn walkthrough_commands() -> Vec<String> {
         // A command ends at a line that neither continues (\) nor sits
         // inside an open single-quoted argument.
         let quotes = current.matches('\'').count();
-        if !line.ends_with('\\') && quotes % 2 == 0 {
+        if !line.ends_with('\\') && quotes.is_multiple_of(2) {
             if current.contains("localhost:7333") {
                 commands.push(current.clone());
             }
