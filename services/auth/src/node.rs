@@ -140,17 +140,6 @@ async fn bootstrap_with_retry(core: &AuthCore, password: &str) -> Result<()> {
     }
 }
 
-/// Bootstraps the admin if asked to, then waits forever; returns only an
-/// error.
-async fn bootstrap_then_wait(core: &AuthCore, password: Option<&str>) -> AuthError {
-    if let Some(password) = password
-        && let Err(e) = bootstrap_with_retry(core, password).await
-    {
-        return e;
-    }
-    std::future::pending().await
-}
-
 /// Runs the auth service described by `config` until `shutdown` completes.
 pub async fn run(config: AuthConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
     let secret = read_secret(&config.jwt_secret_file)?;
@@ -160,6 +149,11 @@ pub async fn run(config: AuthConfig, shutdown: impl Future<Output = ()>) -> Resu
         &secret,
         config.token_ttl,
     )?);
+    // The first admin exists before the service answers, so a client that
+    // sees the port open can log in.
+    if let Some(password) = config.admin_password.as_deref() {
+        bootstrap_with_retry(&core, password).await?;
+    }
     let addr = config.listen_addr;
     let serve_error = |message: String| AuthError::Serve { addr, message };
     let incoming = TcpIncoming::bind(addr)
@@ -177,7 +171,6 @@ pub async fn run(config: AuthConfig, shutdown: impl Future<Output = ()>) -> Resu
 
     let outcome = tokio::select! {
         () = shutdown => Ok(()),
-        error = bootstrap_then_wait(&core, config.admin_password.as_deref()) => Err(error),
         joined = &mut server => {
             return match joined {
                 Ok(Ok(())) => Err(serve_error("server stopped unexpectedly".into())),

@@ -185,8 +185,9 @@ pub async fn run(args: PlaygroundArgs) -> Result<(), RunError> {
     }
     procs.push(spawn(&exe, &logs, "gateway", http.clone(), &gateway_args)?);
 
+    let auth_to_wait_for = args.auth.then_some(auth_addr.as_str());
     let outcome = tokio::select! {
-        ready = wait_ready(&mut procs, &pd_addrs, &grpc, args.workers as usize) => ready,
+        ready = wait_ready(&mut procs, &pd_addrs, &grpc, auth_to_wait_for, args.workers as usize) => ready,
         _ = shutdown_signal() => Err(RunError::Playground("interrupted before the cluster was ready".into())),
     };
     if let Err(e) = outcome {
@@ -225,10 +226,14 @@ fn report_exits(procs: &mut [Proc]) {
     }
 }
 
+/// Waits until every worker is registered, the gateway is ready and, with
+/// auth on, the auth service accepts connections (it opens its port only
+/// after creating the first admin).
 async fn wait_ready(
     procs: &mut [Proc],
     pd_addrs: &[String],
     grpc: &str,
+    auth: Option<&str>,
     workers: usize,
 ) -> Result<(), RunError> {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -275,10 +280,18 @@ async fn wait_ready(
                     client.ready(vectron_proto::v1::ReadyRequest {}).await.ok()
                 }
                 .await;
-                if ready.is_some() {
+                let auth_up = match auth {
+                    Some(addr) => tokio::net::TcpStream::connect(addr).await.is_ok(),
+                    None => true,
+                };
+                if ready.is_some() && auth_up {
                     return Ok(());
                 }
-                last = "the gateway is not ready yet".into();
+                last = if auth_up {
+                    "the gateway is not ready yet".into()
+                } else {
+                    "the auth service is not listening yet".into()
+                };
             }
             Ok(n) => last = format!("{n} of {workers} workers registered"),
             Err(e) => last = format!("PD not ready: {e}"),

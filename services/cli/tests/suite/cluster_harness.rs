@@ -153,6 +153,11 @@ impl Playground {
     /// Starts `vectron playground --pd <pd> --workers <workers>` on a free
     /// port block and waits (bounded) until it prints that it is ready.
     pub fn start(pd: u32, workers: u32) -> Self {
+        Self::start_with(pd, workers, &[])
+    }
+
+    /// Like [`Playground::start`], with extra `vectron playground` flags.
+    pub fn start_with(pd: u32, workers: u32, extra: &[&str]) -> Self {
         let base = (0..50)
             .map(|_| free_port().clamp(20_000, 55_000))
             .find(|&b| ports_free(b, 40))
@@ -170,6 +175,7 @@ impl Playground {
                 "--data-dir",
                 &dir.path().join("pg").display().to_string(),
             ])
+            .args(extra)
             .env("RUST_LOG", "info,openraft=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -542,3 +542,34 @@ async fn bad_input_is_refused_with_the_error_shape_and_writes_nothing() {
     assert_eq!(ok.0, 200, "{ok:?}");
     assert_eq!(c.count("strict", &json!({})).await.expect("count"), 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_rate_limit_answers_429_with_the_error_shape() {
+    let _serial = serial().await;
+    let dev = DevServer::start_with(&["--rate-limit", "2"]).await;
+    let c = dev.client();
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        let answer = c
+            .call(Method::GET, "/v1/collections", None)
+            .await
+            .expect("list");
+        if answer.0 == 429 {
+            assert_error(&answer, 429, "rate_limited");
+        }
+        statuses.push(answer.0);
+    }
+    assert!(statuses.contains(&200), "{statuses:?}");
+    assert!(
+        statuses.contains(&429),
+        "a burst of 20 at 2/s must be limited: {statuses:?}"
+    );
+    // Probes are not rate limited.
+    assert_eq!(
+        c.call(Method::GET, "/healthz", None)
+            .await
+            .expect("healthz")
+            .0,
+        200
+    );
+}
