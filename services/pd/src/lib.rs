@@ -21,6 +21,7 @@ pub mod liveness;
 pub mod model;
 pub mod node;
 pub mod placement;
+pub mod scheduler;
 pub mod service;
 pub mod state_machine;
 pub mod types;
