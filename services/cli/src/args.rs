@@ -56,6 +56,9 @@ pub struct DevArgs {
     /// File holding the first admin's password (else VECTRON_ADMIN_PASSWORD).
     #[arg(long, env = "VECTRON_ADMIN_PASSWORD_FILE")]
     pub admin_password_file: Option<PathBuf>,
+    /// Serve Prometheus metrics at GET /metrics on this address (off by default).
+    #[arg(long, env = "VECTRON_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     #[command(flatten)]
     pub overload: OverloadArgs,
 }
@@ -217,6 +220,9 @@ pub struct GatewayArgs {
     /// Serve without authentication (auth is on unless this is given).
     #[arg(long, env = "VECTRON_NO_AUTH")]
     pub no_auth: bool,
+    /// Serve Prometheus metrics at GET /metrics on this address (off by default).
+    #[arg(long, env = "VECTRON_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     #[command(flatten)]
     pub overload: OverloadArgs,
 }

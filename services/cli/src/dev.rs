@@ -142,6 +142,7 @@ pub async fn run(args: DevArgs) -> Result<(), RunError> {
         access,
         limits: vectron_config::Limits::default(),
         overload: args.overload.config(),
+        metrics_addr: args.metrics_addr,
     };
     let gateway = tokio::spawn(vectron_gateway::run(
         gateway_config,

@@ -172,6 +172,7 @@ async fn run_gateway(args: GatewayArgs) -> Result<(), RunError> {
         access,
         limits: vectron_config::Limits::default(),
         overload: args.overload.config(),
+        metrics_addr: args.metrics_addr,
     };
     vectron_gateway::run(config, shutdown_signal()).await?;
     Ok(())

@@ -20,6 +20,7 @@ use vectron_proto::worker::v1 as worker;
 use crate::convert;
 use crate::dispatch::{Dispatcher, RetryPolicy, Target};
 use crate::error::{ApiError, ErrorKind, Result};
+use crate::metrics::Metrics;
 use crate::model::{
     DeleteSelector, GetQuery, Hit, NewPoint, PointOut, ScrollPage, ScrollQuery, SearchQuery,
     defaults,
@@ -32,6 +33,7 @@ pub struct Gateway {
     dispatch: Dispatcher,
     probe: PdClient,
     limits: Limits,
+    metrics: Arc<Metrics>,
 }
 
 fn target(consistency: Consistency) -> Target {
@@ -95,11 +97,22 @@ impl Gateway {
             },
         )
         .map_err(pd_error)?;
+        let metrics = Arc::new(Metrics::default());
         Ok(Self {
-            dispatch: Dispatcher::new(RoutingCache::new(Arc::new(pd)), RetryPolicy::default()),
+            dispatch: Dispatcher::new(
+                RoutingCache::new(Arc::new(pd)),
+                RetryPolicy::default(),
+                metrics.clone(),
+            ),
             probe,
             limits,
+            metrics,
         })
+    }
+
+    /// The gateway's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The input limits.

@@ -23,6 +23,7 @@ use vectron_proto::worker::v1::ShardRef;
 use vectron_proto::worker::v1::worker_client::WorkerClient;
 
 use crate::error::{ApiError, Result};
+use crate::metrics::Metrics;
 use crate::routing::RoutingCache;
 
 /// Largest gRPC message to or from a worker.
@@ -104,17 +105,23 @@ pub struct Dispatcher {
     leaders: Mutex<HashMap<u64, String>>,
     round_robin: AtomicUsize,
     policy: RetryPolicy,
+    metrics: std::sync::Arc<Metrics>,
 }
 
 impl Dispatcher {
-    /// A dispatcher over `routing`.
-    pub fn new(routing: RoutingCache, policy: RetryPolicy) -> Self {
+    /// A dispatcher over `routing`, counting retries in `metrics`.
+    pub fn new(
+        routing: RoutingCache,
+        policy: RetryPolicy,
+        metrics: std::sync::Arc<Metrics>,
+    ) -> Self {
         Self {
             routing,
             channels: Mutex::new(HashMap::new()),
             leaders: Mutex::new(HashMap::new()),
             round_robin: AtomicUsize::new(0),
             policy,
+            metrics,
         }
     }
 
@@ -236,7 +243,11 @@ impl Dispatcher {
                 };
                 debug!(collection, shard = shard.shard_id, %addr, code = ?status.code(), message = status.message(), "shard call failed");
                 last = format!("worker {addr}: {}", status.message());
-                match classify(&status, &addr) {
+                let next = classify(&status, &addr);
+                if !matches!(next, AfterFailure::Fail(_)) {
+                    self.metrics.retried();
+                }
+                match next {
                     AfterFailure::Fail(error) => return Err(error),
                     AfterFailure::Leader(hint) => {
                         self.remember_leader(shard.shard_id, &hint);

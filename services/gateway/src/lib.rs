@@ -17,6 +17,7 @@ pub mod grpc;
 pub mod guard;
 pub mod json;
 pub mod limits;
+pub mod metrics;
 pub mod model;
 pub mod rest;
 pub mod routing;

@@ -68,6 +68,48 @@ pub fn router(frontdoor: Arc<Frontdoor>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            frontdoor.clone(),
+            track,
+        ))
+        .with_state(frontdoor)
+}
+
+/// Records each request's route, method, status and latency.
+async fn track(
+    State(s): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    s.gateway.metrics().record(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// The router of the metrics listener: `GET /metrics`.
+pub fn metrics_router(frontdoor: Arc<Frontdoor>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(s): State<Shared>| async move {
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    s.gateway.metrics().render(),
+                )
+                    .into_response()
+            }),
+        )
         .with_state(frontdoor)
 }
 

@@ -50,6 +50,8 @@ pub struct GatewayConfig {
     pub limits: Limits,
     /// Rate limit, in-flight cap and timeout.
     pub overload: OverloadConfig,
+    /// Where to serve `GET /metrics` (Prometheus text); off when `None`.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Runs a gateway until `shutdown` resolves.
@@ -74,7 +76,15 @@ pub async fn run(
             source,
         })?
         .with_nodelay(Some(true));
-    info!(http = %config.http_addr, grpc = %config.grpc_addr, auth = auth_on, "gateway listening");
+    let metrics_listener = match config.metrics_addr {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| GatewayError::Bind { addr, source })?,
+        ),
+        None => None,
+    };
+    info!(http = %config.http_addr, grpc = %config.grpc_addr, metrics = ?config.metrics_addr, auth = auth_on, "gateway listening");
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let wait = |mut rx: watch::Receiver<bool>| async move {
@@ -83,6 +93,11 @@ pub async fn run(
     let body_limit = config.limits.max_body_bytes;
     let rest = axum::serve(http, crate::rest::router(door.clone()))
         .with_graceful_shutdown(wait(stop_rx.clone()));
+    let metrics = metrics_listener.map(|listener| {
+        let serve = axum::serve(listener, crate::rest::metrics_router(door.clone()))
+            .with_graceful_shutdown(wait(stop_rx.clone()));
+        tokio::spawn(async move { serve.await.map_err(|e| e.to_string()) })
+    });
     let grpc_server = tonic::transport::Server::builder()
         .add_service(
             VectronServer::new(GrpcApi::new(door))
@@ -96,7 +111,12 @@ pub async fn run(
     shutdown.await;
     info!("gateway shutting down");
     let _ = stop_tx.send(true);
-    for (name, task) in [("REST", rest), ("gRPC", grpc_server)] {
+    let tasks = [
+        ("REST", Some(rest)),
+        ("gRPC", Some(grpc_server)),
+        ("metrics", metrics),
+    ];
+    for (name, task) in tasks.into_iter().filter_map(|(n, t)| t.map(|t| (n, t))) {
         match task.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(GatewayError::Serve(format!("{name} server: {e}"))),

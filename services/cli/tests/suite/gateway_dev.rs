@@ -573,3 +573,72 @@ async fn over_the_rate_limit_answers_429_with_the_error_shape() {
         200
     );
 }
+
+/// `GET path` on `addr` over plain HTTP/1.0; the whole answer as text.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("write");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_by_route_and_status_on_their_own_port() {
+    let _serial = serial().await;
+    let metrics_addr = format!("127.0.0.1:{}", crate::harness::free_port());
+    let dev = DevServer::start_with(&["--metrics-addr", &metrics_addr]).await;
+    let c = dev.client();
+    c.create_collection(&json!({"name": "m", "dimension": 2, "metric": "l2"}))
+        .await
+        .expect("create");
+    for _ in 0..3 {
+        c.search("m", &json!({"vector": [0.0, 1.0]}))
+            .await
+            .expect("search");
+    }
+    let bad = c
+        .call(
+            Method::POST,
+            "/v1/collections/m/points/search",
+            Some(&json!({"vector": [1.0]})),
+        )
+        .await
+        .expect("bad");
+    assert_eq!(bad.0, 400);
+
+    let text = tokio::task::spawn_blocking(move || http_get(&metrics_addr, "/metrics"))
+        .await
+        .expect("join");
+    assert!(
+        text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200"),
+        "{text}"
+    );
+    let route = "route=\"/v1/collections/{name}/points/search\"";
+    assert!(
+        text.contains(&format!(
+            "vectron_gateway_requests_total{{{route},method=\"POST\",status=\"200\"}} 3"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{{{route},method=\"POST\",status=\"400\"}} 1")),
+        "{text}"
+    );
+    assert!(
+        text.contains("vectron_gateway_request_seconds_count{route=\"/v1/collections\"} 1"),
+        "{text}"
+    );
+    // The public port does not serve metrics.
+    assert_eq!(
+        c.call(Method::GET, "/metrics", None)
+            .await
+            .expect("public")
+            .0,
+        404
+    );
+}
