@@ -20,7 +20,7 @@ pub mod token;
 pub use crate::core::{ApiKeyInfo, AuthCore, Credential, UserInfo};
 pub use error::{AuthError, Result};
 pub use handle::AuthHandle;
-pub use node::{AuthConfig, load_or_create_secret, read_secret, run};
+pub use node::{AuthConfig, bootstrap_with_retry, load_or_create_secret, read_secret, run};
 pub use principal::{Principal, Role};
 pub use service::AuthService;
 pub use store::AuthStore;

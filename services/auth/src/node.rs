@@ -119,7 +119,7 @@ pub fn load_or_create_secret(path: &Path) -> Result<Vec<u8>> {
 
 /// Creates the bootstrap admin, retrying while PD is unreachable for up to
 /// [`BOOTSTRAP_DEADLINE`].
-async fn bootstrap_with_retry(core: &AuthCore, password: &str) -> Result<()> {
+pub async fn bootstrap_with_retry(core: &AuthCore, password: &str) -> Result<()> {
     let deadline = Instant::now() + BOOTSTRAP_DEADLINE;
     loop {
         match core.bootstrap_admin(password).await {

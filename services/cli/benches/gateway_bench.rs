@@ -9,12 +9,16 @@
 //! build `cargo test -p vectron --bench gateway_bench -- --bench`. Without
 //! `--bench` it does nothing.
 
+#[path = "support/bench_data.rs"]
+mod bench_data;
 #[path = "../tests/suite/cluster_harness.rs"]
 mod cluster_harness;
 #[path = "../tests/suite/harness.rs"]
 mod harness;
 
 use std::collections::HashSet;
+
+use bench_data::{pct, vectors};
 use std::time::{Duration, Instant};
 
 use cluster_harness::DevServer;
@@ -29,25 +33,6 @@ const QUERIES: usize = 300;
 const K: usize = 10;
 const EF: u32 = 128;
 const BATCH: usize = 500;
-
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-fn vectors(n: usize, seed: u64) -> Vec<Vec<f32>> {
-    let mut state = seed;
-    (0..n)
-        .map(|_| {
-            (0..DIM)
-                .map(|_| (splitmix64(&mut state) >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0)
-                .collect()
-        })
-        .collect()
-}
 
 fn exact(data: &[Vec<f32>], q: &[f32]) -> HashSet<u64> {
     let mut scored: Vec<(f32, u64)> = data
@@ -64,8 +49,12 @@ fn exact(data: &[Vec<f32>], q: &[f32]) -> HashSet<u64> {
     scored[..K].iter().map(|(_, i)| *i).collect()
 }
 
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1000.0
+/// The integer id a wire message carries, if it is one.
+fn numeric_id(id: Option<&vectron_proto::common::v1::PointId>) -> Option<u64> {
+    match id?.kind {
+        Some(vectron_proto::common::v1::point_id::Kind::Num(n)) => Some(n),
+        _ => None,
+    }
 }
 
 fn report(name: &str, latencies: &mut [Duration], total: Duration, found: usize) {
@@ -92,8 +81,8 @@ fn main() {
 }
 
 async fn bench() {
-    let data = vectors(N, 7);
-    let queries = vectors(QUERIES, 99);
+    let data = vectors(N, DIM, 7);
+    let queries = vectors(QUERIES, DIM, 99);
     let truth: Vec<HashSet<u64>> = queries.iter().map(|q| exact(&data, q)).collect();
 
     let dev = DevServer::start().await;
@@ -177,7 +166,7 @@ async fn bench() {
             lat.push(begun.elapsed());
             found += hits
                 .iter()
-                .filter(|h| matches!(h.id.as_ref().and_then(|i| i.kind.clone()), Some(vectron_proto::common::v1::point_id::Kind::Num(n)) if t.contains(&n)))
+                .filter(|h| numeric_id(h.id.as_ref()).is_some_and(|n| t.contains(&n)))
                 .count();
         }
         report(
@@ -205,7 +194,7 @@ async fn bench() {
             lat.push(begun.elapsed());
             found += hits
                 .iter()
-                .filter(|h| matches!(h.id.as_ref().and_then(|i| i.kind.clone()), Some(vectron_proto::common::v1::point_id::Kind::Num(n)) if t.contains(&n)))
+                .filter(|h| numeric_id(h.id.as_ref()).is_some_and(|n| t.contains(&n)))
                 .count();
         }
         report(&label("gateway gRPC"), &mut lat, start.elapsed(), found);

@@ -13,10 +13,14 @@
 //! without a release build `cargo test -p vectron --bench worker_bench --
 //! --bench`. Without `--bench` it does nothing.
 
+#[path = "support/bench_data.rs"]
+mod bench_data;
 #[path = "../tests/suite/harness.rs"]
 mod harness;
 
 use std::collections::HashSet;
+
+use bench_data::{pct, vectors};
 use std::time::{Duration, Instant};
 
 use harness::{PdCluster, WorkerProc, wait_for, worker_client};
@@ -34,25 +38,6 @@ const K: usize = 10;
 const EFS: [usize; 3] = [64, 128, 256];
 const BATCH: usize = 500;
 
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-fn vectors(n: usize, seed: u64) -> Vec<Vec<f32>> {
-    let mut state = seed;
-    (0..n)
-        .map(|_| {
-            (0..DIM)
-                .map(|_| (splitmix64(&mut state) >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0)
-                .collect()
-        })
-        .collect()
-}
-
 fn l2(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
@@ -65,10 +50,6 @@ fn exact(data: &[Vec<f32>], q: &[f32]) -> HashSet<u64> {
         .collect();
     scored.select_nth_unstable_by(K, |a, b| a.0.total_cmp(&b.0));
     scored[..K].iter().map(|(_, i)| *i).collect()
-}
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1000.0
 }
 
 struct SearchFigures {
@@ -311,8 +292,8 @@ fn main() {
         restart_bench();
         return;
     }
-    let data = vectors(N, 1);
-    let queries = vectors(QUERIES, 2);
+    let data = vectors(N, DIM, 1);
+    let queries = vectors(QUERIES, DIM, 2);
     let truth: Vec<HashSet<u64>> = queries.iter().map(|q| exact(&data, q)).collect();
     println!(
         "{N} x {DIM} random vectors (l2), m 16, ef_construction 200, top {K}, {QUERIES} sequential queries, upserts in batches of {BATCH}"
@@ -412,7 +393,7 @@ fn restart_bench() {
     runtime.block_on(async {
         println!("restart: {POINTS} x {DIM} l2 points, m 16, ef_construction 200, one shard");
         let mut machine = open(&dumps);
-        let data = vectors(POINTS, 5);
+        let data = vectors(POINTS, DIM, 5);
         let started = Instant::now();
         for (batch, chunk) in data.chunks(PER_ENTRY).enumerate() {
             let points = chunk

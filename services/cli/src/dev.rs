@@ -125,7 +125,9 @@ pub async fn run(args: DevArgs) -> Result<(), RunError> {
             .map_err(|e| RunError::Dev(e.to_string()))?,
         );
         match admin_password(args.admin_password_file.as_deref())? {
-            Some(password) => bootstrap_admin(&core, &password).await?,
+            Some(password) => vectron_auth::bootstrap_with_retry(&core, &password)
+                .await
+                .map_err(|e| RunError::Dev(format!("cannot bootstrap the admin user: {e}")))?,
             None => {
                 info!("no VECTRON_ADMIN_PASSWORD given; an admin user is created only when one is")
             }
@@ -192,27 +194,4 @@ pub async fn run(args: DevArgs) -> Result<(), RunError> {
 
 fn flatten(result: Result<Result<(), String>, tokio::task::JoinError>) -> Result<(), String> {
     result.map_err(|e| format!("task failed: {e}"))?
-}
-
-/// Creates the first admin once PD answers (bounded wait).
-pub async fn bootstrap_admin(core: &AuthCore, password: &str) -> Result<(), RunError> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        match core.bootstrap_admin(password).await {
-            Ok(true) => {
-                info!("created the first admin user \"admin\"");
-                return Ok(());
-            }
-            Ok(false) => return Ok(()),
-            Err(e) if tokio::time::Instant::now() < deadline => {
-                warn!(error = %e, "waiting for PD to bootstrap the admin user");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(e) => {
-                return Err(RunError::Dev(format!(
-                    "cannot bootstrap the admin user: {e}"
-                )));
-            }
-        }
-    }
 }
