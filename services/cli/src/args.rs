@@ -126,6 +126,18 @@ pub struct PdArgs {
     #[arg(long, env = "VECTRON_HEARTBEAT_TIMEOUT_SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(2..))]
     pub heartbeat_timeout_secs: u64,
+    /// Re-create the replicas of a worker that has been Down this long.
+    #[arg(long, env = "VECTRON_DOWN_TIMEOUT_SECS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub down_timeout_secs: u64,
+    /// Replica moves the scheduler runs at once in the whole cluster.
+    #[arg(long, env = "VECTRON_MAX_MOVES", default_value_t = 4,
+          value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub max_moves: u64,
+    /// Replica moves touching one worker at once.
+    #[arg(long, env = "VECTRON_MAX_MOVES_PER_WORKER", default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub max_moves_per_worker: u64,
     #[command(flatten)]
     pub raft: RaftTimingArgs,
 }

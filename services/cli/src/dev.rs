@@ -93,6 +93,7 @@ pub async fn run(args: DevArgs) -> Result<(), RunError> {
         raft_timing,
         snapshot_every: 1000,
         worker_down_timeout: Duration::from_secs(10),
+        schedule: Default::default(),
     };
     let pd = tokio::spawn(vectron_pd::node::run(pd_config, stopped(stop_rx.clone())));
 

@@ -98,6 +98,15 @@ async fn run_pd(args: PdArgs) -> Result<(), RunError> {
         raft_timing: args.raft.timing(),
         snapshot_every: args.snapshot_every,
         worker_down_timeout: Duration::from_secs(args.heartbeat_timeout_secs),
+        schedule: vectron_pd::scheduler::ScheduleConfig {
+            limits: vectron_pd::scheduler::ScheduleLimits {
+                max_moves: args.max_moves as usize,
+                max_moves_per_worker: args.max_moves_per_worker as usize,
+                ..Default::default()
+            },
+            down_timeout: Duration::from_secs(args.down_timeout_secs),
+            ..Default::default()
+        },
     };
     vectron_pd::node::run(config, shutdown_signal()).await?;
     Ok(())

@@ -550,6 +550,11 @@ impl Gateway {
             .call(|mut c| async move { c.list_workers(pd::ListWorkersRequest {}).await })
             .await
             .map_err(pd_error)?;
+        let moves = self
+            .pd()
+            .call(|mut c| async move { c.list_moves(pd::ListMovesRequest {}).await })
+            .await
+            .map_err(pd_error)?;
         Ok(api::GetClusterResponse {
             pd: Some(api::PdInfo {
                 leader: members.leader_addr,
@@ -576,8 +581,16 @@ impl Gateway {
                     leaders: w.leaders,
                 })
                 .collect(),
-            // Replica moves are reported once the scheduler makes them.
-            moves: Vec::new(),
+            moves: moves
+                .moves
+                .into_iter()
+                .map(|m| api::MoveInfo {
+                    shard: m.shard_id,
+                    from: m.from,
+                    to: m.to,
+                    step: m.step,
+                })
+                .collect(),
         })
     }
 

@@ -15,6 +15,8 @@ use crate::model::{
 };
 use crate::placement::{self, Candidate};
 
+mod moves;
+
 impl PdState {
     /// Applies `command`, committed at `log_index`.
     pub fn apply(&mut self, command: PdCommand, log_index: u64) -> PdResponse {
@@ -58,6 +60,22 @@ impl PdState {
             PdCommand::KvDelete { key } => {
                 Ok(PdResponse::KvDeleted(self.kv.remove(&key).is_some()))
             }
+            PdCommand::StartMove {
+                shard,
+                add,
+                remove,
+                transfer_leader_to,
+                reason,
+                now_ms,
+            } => self
+                .start_move(shard, add, remove, transfer_leader_to, reason, now_ms)
+                .map(PdResponse::MoveStarted),
+            PdCommand::AdvanceMove { id, from, now_ms } => {
+                self.advance_move(id, from, now_ms).map(|()| PdResponse::Done)
+            }
+            PdCommand::AbortMove { id, from } => {
+                self.abort_move(id, from).map(|()| PdResponse::Done)
+            }
         };
         result.unwrap_or_else(PdResponse::Rejected)
     }
@@ -74,6 +92,7 @@ impl PdState {
             worker.addr = addr;
             worker.zone = zone;
             worker.last_heartbeat_ms = now_ms;
+            worker.down_since_ms = None;
             worker.state = match worker.state {
                 WorkerState::Removed => {
                     worker.drain_requested = false;
@@ -96,6 +115,7 @@ impl PdState {
                 state: WorkerState::Up,
                 drain_requested: false,
                 last_heartbeat_ms: now_ms,
+                down_since_ms: None,
             },
         );
         self.placement_version += 1;
@@ -108,6 +128,7 @@ impl PdState {
                 && matches!(w.state, WorkerState::Up | WorkerState::Draining)
             {
                 w.state = WorkerState::Down;
+                w.down_since_ms = Some(now_ms);
             }
         }
         for id in up {
@@ -120,6 +141,7 @@ impl PdState {
                     WorkerState::Up
                 };
                 w.last_heartbeat_ms = now_ms;
+                w.down_since_ms = None;
             }
         }
     }
@@ -239,6 +261,7 @@ impl PdState {
             .ok_or_else(|| PdError::not_found("collection", name))?;
         for id in record.shard_ids {
             self.shards.remove(&id);
+            self.moves.retain(|_, m| m.shard != id);
         }
         self.placement_version += 1;
         Ok(())
@@ -270,3 +293,5 @@ impl PdState {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod move_tests;

@@ -8,7 +8,8 @@ use vectron_ids::WorkerId;
 use vectron_raft::PayloadCodec;
 
 use crate::error::PdError;
-use crate::model::{CollectionRecord, CollectionSpec, WorkerState};
+use crate::model::{CollectionRecord, CollectionSpec, MoveReason, Step, WorkerState};
+use vectron_ids::ShardId;
 
 /// A state change proposed to the PD Raft group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +75,40 @@ pub enum PdCommand {
         /// Key.
         key: Vec<u8>,
     },
+    /// Start a replica move (the scheduler's decision). Adding a replica
+    /// places it on the target as a learner and bumps the shard epoch.
+    StartMove {
+        /// The shard.
+        shard: ShardId,
+        /// Worker that gains a replica.
+        add: Option<WorkerId>,
+        /// Worker that loses its replica.
+        remove: Option<WorkerId>,
+        /// Worker that should lead afterwards.
+        transfer_leader_to: Option<WorkerId>,
+        /// Why.
+        reason: MoveReason,
+        /// Leader clock.
+        now_ms: i64,
+    },
+    /// The move's step `from` is complete: go to the next one, or finish
+    /// the move after its last. Ignored unless the move is at `from`.
+    AdvanceMove {
+        /// Move id.
+        id: u64,
+        /// The step that completed.
+        from: Step,
+        /// Leader clock.
+        now_ms: i64,
+    },
+    /// Roll the move back from step `from` (before its replica was
+    /// promoted): the learner leaves the placement again.
+    AbortMove {
+        /// Move id.
+        id: u64,
+        /// The step that failed.
+        from: Step,
+    },
 }
 
 /// The result of applying a command.
@@ -99,6 +134,8 @@ pub enum PdResponse {
     KvVersion(u64),
     /// Whether a KV delete removed something.
     KvDeleted(bool),
+    /// The id of a started move.
+    MoveStarted(u64),
     /// The command was rejected and changed nothing.
     Rejected(PdError),
 }

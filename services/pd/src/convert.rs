@@ -1,10 +1,12 @@
 //! Conversions from the PD model to `vectron.pd.v1` messages. No I/O.
 
+use vectron_ids::WorkerId;
 use vectron_proto::common::v1 as common;
 use vectron_proto::pd::v1 as pb;
 
 use crate::model::{
-    CollectionRecord, Hnsw, Metric, PdState, ReplicaKind, ShardRecord, WorkerRecord, WorkerState,
+    CollectionRecord, Hnsw, Metric, MoveRecord, PdState, ReplicaKind, ShardRecord, WorkerRecord,
+    WorkerState,
 };
 
 /// Model metric → wire.
@@ -95,5 +97,28 @@ pub fn shard(state: &PdState, shard: &ShardRecord, leader: Option<u64>) -> pb::S
             })
             .collect(),
         leader_worker_id: leader.unwrap_or(0),
+    }
+}
+
+/// A running move, workers named.
+pub fn move_message(state: &PdState, m: &MoveRecord) -> pb::Move {
+    let name = |w: Option<WorkerId>| {
+        w.and_then(|w| state.workers.get(&w))
+            .map(|w| w.name.clone())
+            .unwrap_or_default()
+    };
+    pb::Move {
+        move_id: m.id,
+        shard_id: m.shard.0,
+        collection: state
+            .shards
+            .get(&m.shard)
+            .map(|s| s.collection.clone())
+            .unwrap_or_default(),
+        from: name(m.remove),
+        to: name(m.add.or(m.transfer_leader_to)),
+        step: m.step.name().to_owned(),
+        reason: m.reason.name().to_owned(),
+        started_at_ms: m.started_ms,
     }
 }

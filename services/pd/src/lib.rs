@@ -17,6 +17,7 @@ pub mod client;
 pub mod command;
 pub mod convert;
 pub mod error;
+pub mod executor;
 pub mod liveness;
 pub mod model;
 pub mod node;

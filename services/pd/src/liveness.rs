@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use vectron_ids::{ShardId, WorkerId};
 use vectron_proto::pd::v1::{ReplicaReport, ReplicaRole};
 
+use crate::scheduler::progress::ShardReports;
+
 /// Heartbeat bookkeeping of the leader.
 #[derive(Debug, Default)]
 pub struct Liveness {
@@ -44,6 +46,12 @@ impl Liveness {
         }
     }
 
+    /// How long this node has been leader at `now`; `None` when it is not.
+    pub fn leading_for(&self, now: Instant) -> Option<Duration> {
+        self.leader_since
+            .map(|since| now.saturating_duration_since(since))
+    }
+
     /// Whether `worker` has been silent for longer than `timeout`.
     pub fn is_silent(&self, worker: WorkerId, timeout: Duration, now: Instant) -> bool {
         let Some(since) = self.leader_since else {
@@ -67,12 +75,40 @@ impl Liveness {
 
     /// The worker leading `shard` by the freshest reports (highest term).
     pub fn shard_leader(&self, shard: ShardId) -> Option<WorkerId> {
+        self.leader_report(shard).map(|(worker, _)| worker)
+    }
+
+    /// The shard leader's freshest report, with the leader's id.
+    pub fn leader_report(&self, shard: ShardId) -> Option<(WorkerId, &ReplicaReport)> {
         self.reports
             .iter()
             .flat_map(|(worker, reports)| reports.iter().map(move |r| (*worker, r)))
             .filter(|(_, r)| r.shard_id == shard.0 && r.role() == ReplicaRole::Leader)
             .max_by_key(|(_, r)| r.term)
-            .map(|(worker, _)| worker)
+    }
+
+    /// What `worker` last reported about its replica of `shard`.
+    pub fn report(&self, worker: WorkerId, shard: ShardId) -> Option<&ReplicaReport> {
+        self.reports
+            .get(&worker)?
+            .iter()
+            .find(|r| r.shard_id == shard.0)
+    }
+
+    /// What the executor needs to judge a move on `shard` adding `target`.
+    pub fn shard_reports(&self, shard: ShardId, target: Option<WorkerId>) -> ShardReports {
+        let ids = |raw: &[u64]| raw.iter().copied().map(WorkerId).collect::<Vec<_>>();
+        let mut out = ShardReports::default();
+        if let Some((leader, report)) = self.leader_report(shard) {
+            out.leader = Some(leader);
+            out.voters = ids(&report.voters);
+            out.learners = ids(&report.learners);
+            out.leader_applied = report.applied_index;
+        }
+        out.target_applied = target
+            .and_then(|t| self.report(t, shard))
+            .map(|r| r.applied_index);
+        out
     }
 
     /// The largest point count and byte size any replica of `shard` reported.

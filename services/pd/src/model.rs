@@ -36,6 +36,9 @@ pub struct WorkerRecord {
     pub drain_requested: bool,
     /// Leader clock (ms since the epoch) of the last state-changing event.
     pub last_heartbeat_ms: i64,
+    /// Leader clock when it was marked Down; `None` while it is not Down.
+    #[serde(default)]
+    pub down_since_ms: Option<i64>,
 }
 
 /// Distance function of a collection.
@@ -137,6 +140,116 @@ pub struct ShardRecord {
     pub replicas: Vec<ReplicaRecord>,
 }
 
+/// Why a replica move exists; repairs come before drains before balancing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum MoveReason {
+    /// A replica sits on a worker that is down past the timeout or removed.
+    Repair,
+    /// A replica sits on a draining worker.
+    Drain,
+    /// Replica counts per worker differ by more than the tolerance.
+    BalanceReplicas,
+    /// Leader counts per worker differ by more than the tolerance.
+    BalanceLeaders,
+}
+
+impl MoveReason {
+    /// The name shown in `GET /v1/cluster` and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            MoveReason::Repair => "repair",
+            MoveReason::Drain => "drain",
+            MoveReason::BalanceReplicas => "balance_replicas",
+            MoveReason::BalanceLeaders => "balance_leaders",
+        }
+    }
+}
+
+/// One step of a replica move, in order. Each has a timeout in the executor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Step {
+    /// Start a learner replica on the target worker.
+    AddLearner,
+    /// Wait until the learner has caught up (log or snapshot).
+    CatchUp,
+    /// Membership change: the learner becomes a voter.
+    Promote,
+    /// Move leadership off the replica that leaves.
+    TransferLeader,
+    /// Membership change: the old replica leaves; the shard epoch is bumped.
+    RemoveOld,
+}
+
+impl Step {
+    /// The name shown in `GET /v1/cluster`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::AddLearner => "add_learner",
+            Step::CatchUp => "catch_up",
+            Step::Promote => "promote",
+            Step::TransferLeader => "transfer_leader",
+            Step::RemoveOld => "remove_old",
+        }
+    }
+}
+
+/// A replica move PD is carrying out, replicated so a new PD leader goes on
+/// with it (or rolls it back) where the old one stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveRecord {
+    /// Cluster-unique id.
+    pub id: u64,
+    /// The shard.
+    pub shard: ShardId,
+    /// Worker that gains a replica.
+    pub add: Option<WorkerId>,
+    /// Worker that loses its replica.
+    pub remove: Option<WorkerId>,
+    /// Worker that should lead afterwards.
+    pub transfer_leader_to: Option<WorkerId>,
+    /// Why.
+    pub reason: MoveReason,
+    /// The step under way.
+    pub step: Step,
+    /// Leader clock when the move started.
+    pub started_ms: i64,
+    /// Leader clock when the current step started (for its timeout).
+    pub step_started_ms: i64,
+}
+
+impl MoveRecord {
+    /// The steps that carry the move out, in order.
+    pub fn steps(&self) -> Vec<Step> {
+        steps_of(self.add, self.remove, self.transfer_leader_to)
+    }
+
+    /// The step after the current one, if any.
+    pub fn next_step(&self) -> Option<Step> {
+        let steps = self.steps();
+        let position = steps.iter().position(|s| *s == self.step)?;
+        steps.get(position + 1).copied()
+    }
+}
+
+/// The steps of a move adding, removing and handing leadership as given.
+pub fn steps_of(
+    add: Option<WorkerId>,
+    remove: Option<WorkerId>,
+    transfer_leader_to: Option<WorkerId>,
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if add.is_some() {
+        steps.extend([Step::AddLearner, Step::CatchUp, Step::Promote]);
+    }
+    if transfer_leader_to.is_some() {
+        steps.push(Step::TransferLeader);
+    }
+    if remove.is_some() {
+        steps.push(Step::RemoveOld);
+    }
+    steps
+}
+
 /// A KV value and the log index that last wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KvValue {
@@ -163,6 +276,9 @@ pub struct PdState {
     pub next_id: u64,
     /// Bumped whenever the placement changes.
     pub placement_version: u64,
+    /// Replica moves under way, by id.
+    #[serde(default)]
+    pub moves: BTreeMap<u64, MoveRecord>,
 }
 
 impl PdState {

@@ -60,6 +60,8 @@ pub struct PdNodeConfig {
     pub snapshot_every: u64,
     /// A worker silent for longer is marked Down.
     pub worker_down_timeout: Duration,
+    /// The scheduler's limits, step timeouts and down timeout.
+    pub schedule: crate::scheduler::ScheduleConfig,
 }
 
 /// Why a PD node failed.
@@ -169,6 +171,8 @@ pub async fn run(
         liveness: Mutex::new(Liveness::default()),
         worker_down_timeout: config.worker_down_timeout,
         membership_changes: tokio::sync::Mutex::new(()),
+        schedule: config.schedule,
+        scheduler_metrics: Default::default(),
     });
 
     // Without TCP_NODELAY small Raft and API messages wait on delayed ACKs
@@ -188,10 +192,12 @@ pub async fn run(
 
     bootstrap(&config, &raft).await?;
     let monitor = tokio::spawn(liveness_monitor(core.clone()));
+    let scheduler = tokio::spawn(crate::executor::run(core.clone()));
 
     shutdown.await;
     info!(node_id = config.node_id, "PD node shutting down");
     monitor.abort();
+    scheduler.abort();
     let _ = stop_tx.send(true);
     if let Err(e) = raft.shutdown().await {
         warn!(error = %e, "raft shutdown");

@@ -19,6 +19,8 @@ use vectron_proto::pd::v1::placement_driver_server::PlacementDriver;
 use crate::command::{PdCommand, PdResponse};
 use crate::convert;
 use crate::error::{PdError, Result};
+use crate::executor::{self, SchedulerMetrics};
+use crate::scheduler::ScheduleConfig;
 use crate::liveness::Liveness;
 use crate::model::WorkerState;
 use crate::state_machine::SharedState;
@@ -68,6 +70,10 @@ pub struct PdCore {
     pub worker_down_timeout: Duration,
     /// Serialises membership changes made through this node.
     pub membership_changes: tokio::sync::Mutex<()>,
+    /// Scheduler limits, step timeouts and the down timeout.
+    pub schedule: ScheduleConfig,
+    /// Scheduler counters.
+    pub scheduler_metrics: SchedulerMetrics,
 }
 
 impl PdCore {
@@ -272,9 +278,10 @@ impl PlacementDriver for PdService {
                         })
                     })
                     .collect();
+                let steps = executor::steps_for(worker_id, &applied.state, &liveness);
                 Ok(pb::HeartbeatResponse {
                     assignments,
-                    steps: Vec::new(),
+                    steps,
                     placement_version: applied.state.placement_version,
                 })
             }
@@ -350,6 +357,27 @@ impl PlacementDriver for PdService {
                     .write(PdCommand::RemoveWorker { name: req.name })
                     .await?;
                 Ok(pb::RemoveWorkerResponse {})
+            }
+            .await,
+        )
+    }
+
+    async fn list_moves(
+        &self,
+        _request: Request<pb::ListMovesRequest>,
+    ) -> RpcResult<pb::ListMovesResponse> {
+        reply(
+            async {
+                self.core.linearizable().await?;
+                let applied = self.core.state.read();
+                Ok(pb::ListMovesResponse {
+                    moves: applied
+                        .state
+                        .moves
+                        .values()
+                        .map(|m| convert::move_message(&applied.state, m))
+                        .collect(),
+                })
             }
             .await,
         )

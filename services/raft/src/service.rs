@@ -106,6 +106,18 @@ impl<C: GroupConfig> RaftRpc for RaftService<C> {
         Ok(Response::new(convert::vote_response_to_pb(&reply)))
     }
 
+    async fn trigger_election(
+        &self,
+        request: Request<pb::TriggerElectionRequest>,
+    ) -> Result<Response<pb::TriggerElectionResponse>, Status> {
+        let raft = self.registry.require(request.into_inner().group_id)?;
+        raft.trigger()
+            .elect()
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(pb::TriggerElectionResponse {}))
+    }
+
     async fn install_snapshot(
         &self,
         request: Request<pb::InstallSnapshotRequest>,

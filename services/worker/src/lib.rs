@@ -16,6 +16,7 @@ pub mod exact;
 pub mod filter;
 pub mod index;
 pub mod maintenance;
+pub mod mover;
 pub mod node;
 pub mod point_id;
 pub mod replica;

@@ -22,6 +22,7 @@ use vectron_raft::network::ChannelPool;
 use vectron_raft::open_db;
 use vectron_raft::service::{GroupRegistry, RaftService};
 
+use crate::mover::StepRunner;
 use crate::replica::Replica;
 use crate::service::{Replicas, WorkerService};
 use crate::shard::ShardTypeConfig;
@@ -153,12 +154,15 @@ pub async fn run(
         });
     let server = tokio::spawn(server);
 
+    let pool = ChannelPool::default();
+    let lease = Duration::from_millis(raft_config.election_timeout_max);
     let converge = Converger {
         db,
         index_root: config.data_dir.join("index"),
         worker_id,
         raft_config,
-        pool: ChannelPool::default(),
+        steps: StepRunner::new(pool.clone(), lease),
+        pool,
         replicas: replicas.clone(),
         registry,
     };
@@ -211,11 +215,30 @@ struct Converger {
     worker_id: u64,
     raft_config: Arc<Config>,
     pool: ChannelPool,
+    steps: StepRunner,
     replicas: Replicas,
     registry: Arc<GroupRegistry<ShardTypeConfig>>,
 }
 
 impl Converger {
+    /// Starts the move steps PD asks of this worker.
+    fn launch_steps(&self, reply: &pd::HeartbeatResponse) {
+        for step in &reply.steps {
+            let Some(replica) = self.hosted(step.shard_id) else {
+                continue;
+            };
+            let addr = reply
+                .assignments
+                .iter()
+                .filter_map(|a| a.shard.as_ref())
+                .filter(|s| s.shard_id == step.shard_id)
+                .flat_map(|s| &s.replicas)
+                .find(|r| r.worker_id == step.target_worker_id)
+                .map(|r| r.addr.clone());
+            self.steps.launch(replica, step.clone(), addr);
+        }
+    }
+
     fn snapshot(&self) -> Vec<Arc<Replica>> {
         self.replicas
             .read()
@@ -275,6 +298,7 @@ impl Converger {
                 warn!(error = %e, "cannot initialise shard group");
             }
         }
+        self.launch_steps(&reply);
         let unassigned: Vec<u64> = self
             .snapshot()
             .iter()

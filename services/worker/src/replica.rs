@@ -4,7 +4,7 @@
 //! task; destroying one removes exactly its keys and its dumps. Does disk I/O.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use openraft::{BasicNode, Config, ServerState};
@@ -44,9 +44,25 @@ pub struct Replica {
     pub index: Arc<RwLock<ShardIndex>>,
     /// Stored points.
     pub store: ShardStore,
+    /// Set while this replica hands leadership over: it takes no writes
+    /// or strong reads, so its followers' leases can run out.
+    handing_over: AtomicBool,
     log_store: RocksLogStore<ShardTypeConfig>,
     dumps: IndexDir,
     upkeep: tokio::task::JoinHandle<()>,
+}
+
+/// While alive, the replica is handing leadership over: heartbeats are off
+/// and requests are turned away. Dropping it restores both.
+pub struct Handover<'a> {
+    replica: &'a Replica,
+}
+
+impl Drop for Handover<'_> {
+    fn drop(&mut self) {
+        self.replica.raft.runtime_config().heartbeat(true);
+        self.replica.handing_over.store(false, Ordering::SeqCst);
+    }
 }
 
 impl Drop for Replica {
@@ -129,6 +145,7 @@ impl Replica {
             raft,
             index,
             store,
+            handing_over: AtomicBool::new(false),
             log_store,
             dumps,
             upkeep,
@@ -143,7 +160,14 @@ impl Replica {
             shard_id: self.shard_id,
             message: e.to_string(),
         })?;
-        if initialized || shard.epoch > 1 {
+        let node_id = self.raft.metrics().borrow().id;
+        let founding_voter = shard
+            .replicas
+            .iter()
+            .any(|r| r.worker_id == node_id && r.kind() != pb::ReplicaKind::Learner);
+        // A replica added by a move joins as a learner through the leader;
+        // only the founders of a new shard form its group.
+        if initialized || shard.epoch > 1 || !founding_voter {
             return Ok(());
         }
         let voters: std::collections::BTreeMap<u64, BasicNode> = shard
@@ -168,7 +192,10 @@ impl Replica {
             _ => pb::ReplicaRole::Learner,
         };
         let points = self.index.read().map(|i| i.len() as u64).unwrap_or(0);
+        let membership = metrics.membership_config.membership();
         pb::ReplicaReport {
+            voters: membership.voter_ids().collect(),
+            learners: membership.learner_ids().collect(),
             shard_id: self.shard_id,
             epoch: self.epoch.load(Ordering::Relaxed),
             role: role.into(),
@@ -177,6 +204,18 @@ impl Replica {
             points,
             bytes: 0,
         }
+    }
+
+    /// Starts handing leadership over (see [`Handover`]).
+    pub fn begin_handover(&self) -> Handover<'_> {
+        self.handing_over.store(true, Ordering::SeqCst);
+        self.raft.runtime_config().heartbeat(false);
+        Handover { replica: self }
+    }
+
+    /// Whether a leadership hand-over is under way.
+    pub fn is_handing_over(&self) -> bool {
+        self.handing_over.load(Ordering::SeqCst)
     }
 
     /// Where the leader is, as far as this replica knows.

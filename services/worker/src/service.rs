@@ -68,7 +68,17 @@ fn not_leader(replica: &Replica) -> Status {
     )
 }
 
+fn handing_over(replica: &Replica) -> Status {
+    Status::unavailable(format!(
+        "shard {} is handing leadership over; retry shortly",
+        replica.shard_id
+    ))
+}
+
 async fn propose(replica: &Replica, command: ShardCommand) -> Result<ShardResponse, Status> {
+    if replica.is_handing_over() {
+        return Err(handing_over(replica));
+    }
     match replica.raft.client_write(command).await {
         Ok(reply) => match reply.data {
             ShardResponse::Rejected(reason) => Err(error_detail::invalid_argument("", reason)),
@@ -87,6 +97,9 @@ async fn propose(replica: &Replica, command: ShardCommand) -> Result<ShardRespon
 async fn read_barrier(replica: &Replica, consistency: i32) -> Result<(), Status> {
     if Consistency::try_from(consistency) == Ok(Consistency::Eventual) {
         return Ok(());
+    }
+    if replica.is_handing_over() {
+        return Err(handing_over(replica));
     }
     match replica.raft.ensure_linearizable().await {
         Ok(_) => Ok(()),

@@ -158,6 +158,12 @@ impl Playground {
 
     /// Like [`Playground::start`], with extra `vectron playground` flags.
     pub fn start_with(pd: u32, workers: u32, extra: &[&str]) -> Self {
+        Self::start_with_env(pd, workers, extra, &[])
+    }
+
+    /// Like [`Playground::start_with`], with environment variables every
+    /// child inherits (e.g. `VECTRON_DOWN_TIMEOUT_SECS`).
+    pub fn start_with_env(pd: u32, workers: u32, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let base = (0..50)
             .map(|_| free_port().clamp(20_000, 55_000))
             .find(|&b| ports_free(b, 40))
@@ -176,6 +182,7 @@ impl Playground {
                 &dir.path().join("pg").display().to_string(),
             ])
             .args(extra)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info,openraft=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

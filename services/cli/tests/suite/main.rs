@@ -9,4 +9,5 @@ mod harness;
 mod pd_cluster;
 mod playground;
 mod readme_walkthrough;
+mod scheduler;
 mod worker_cluster;

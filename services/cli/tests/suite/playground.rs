@@ -11,11 +11,11 @@ use vectron_client::{Client, Point, PointId};
 use crate::cluster_harness::Playground;
 use crate::harness::serial;
 
-const DIM: usize = 32;
+pub(crate) const DIM: usize = 32;
 const POINTS: u64 = 20_000;
 
 /// A deterministic pseudo-random vector (xorshift), different per seed.
-fn vector(seed: u64) -> Vec<f32> {
+pub(crate) fn vector(seed: u64) -> Vec<f32> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..DIM)
         .map(|_| {
@@ -44,7 +44,7 @@ fn exact_top10(data: &[Vec<f32>], query: &[f32]) -> Vec<u64> {
     scored.iter().take(10).map(|(_, i)| *i).collect()
 }
 
-async fn upsert_all(client: &Client, ids: std::ops::Range<u64>) {
+pub(crate) async fn upsert_all(client: &Client, ids: std::ops::Range<u64>) {
     let batches: Vec<Vec<Point>> = ids
         .collect::<Vec<_>>()
         .chunks(500)
@@ -64,7 +64,7 @@ async fn upsert_all(client: &Client, ids: std::ops::Range<u64>) {
 }
 
 /// Every acknowledged point is readable with strong consistency.
-async fn all_points_readable(client: &Client, total: u64) -> Result<(), String> {
+pub(crate) async fn all_points_readable(client: &Client, total: u64) -> Result<(), String> {
     for start in (0..total).step_by(1000) {
         let ids: Vec<u64> = (start..(start + 1000).min(total)).collect();
         let points = client

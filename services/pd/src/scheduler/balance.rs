@@ -90,6 +90,11 @@ pub(super) fn next_replica_move(view: &ClusterView, budget: &Budget) -> Option<M
 /// The next leadership transfer from the worker leading most shards to one
 /// leading fewest that holds a replica of the shard.
 pub(super) fn next_leader_transfer(view: &ClusterView, budget: &Budget) -> Option<Move> {
+    // A shard without a known leader (an election, a report not in yet)
+    // would make the counts lie.
+    if view.shards.iter().any(|s| s.leader.is_none()) {
+        return None;
+    }
     let tolerance = budget.limits.tolerance;
     for (source, target) in pairs(&view.leader_counts(), tolerance) {
         for shard in &view.shards {

@@ -8,58 +8,19 @@
 //! heartbeat replies) is the executor's job, not this module's.
 
 mod balance;
+pub mod progress;
 mod repair;
 mod view;
 
 #[cfg(test)]
 mod tests;
 
+pub use crate::model::{MoveReason, Step};
 pub use view::{ClusterView, ShardView, WorkerView};
 
 use std::collections::BTreeMap;
 
 use vectron_ids::{ShardId, WorkerId};
-
-/// Why a move exists; repairs come before drains before balancing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum MoveReason {
-    /// A replica sits on a worker that is down past the timeout or removed.
-    Repair,
-    /// A replica sits on a draining worker.
-    Drain,
-    /// Replica counts per worker differ by more than the tolerance.
-    BalanceReplicas,
-    /// Leader counts per worker differ by more than the tolerance.
-    BalanceLeaders,
-}
-
-/// One step of a move, in order. Each has a timeout in the executor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    /// Start a learner replica on the target worker.
-    AddLearner,
-    /// Wait until the learner has caught up (log or snapshot).
-    CatchUp,
-    /// Membership change: the learner becomes a voter.
-    Promote,
-    /// Move leadership off the replica that leaves.
-    TransferLeader,
-    /// Membership change: the old replica leaves; the shard epoch is bumped.
-    RemoveOld,
-}
-
-impl Step {
-    /// The name shown in `GET /v1/cluster`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Step::AddLearner => "add_learner",
-            Step::CatchUp => "catch_up",
-            Step::Promote => "promote",
-            Step::TransferLeader => "transfer_leader",
-            Step::RemoveOld => "remove_old",
-        }
-    }
-}
 
 /// A planned change to one shard's replica set or leadership.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,17 +41,7 @@ pub struct Move {
 impl Move {
     /// The steps that carry the move out, in order.
     pub fn steps(&self) -> Vec<Step> {
-        let mut steps = Vec::new();
-        if self.add.is_some() {
-            steps.extend([Step::AddLearner, Step::CatchUp, Step::Promote]);
-        }
-        if self.transfer_leader_to.is_some() {
-            steps.push(Step::TransferLeader);
-        }
-        if self.remove.is_some() {
-            steps.push(Step::RemoveOld);
-        }
-        steps
+        crate::model::steps_of(self.add, self.remove, self.transfer_leader_to)
     }
 
     /// Workers the move loads: the one receiving a replica, and the one
@@ -119,6 +70,39 @@ impl Default for ScheduleLimits {
             max_moves: 4,
             max_moves_per_worker: 2,
             tolerance: 1,
+        }
+    }
+}
+
+/// Everything the scheduler is configured with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScheduleConfig {
+    /// Move limits and balance tolerance.
+    pub limits: ScheduleLimits,
+    /// Per-step timeouts.
+    pub timeouts: progress::StepTimeouts,
+    /// How long a worker stays Down before its replicas are re-created.
+    pub down_timeout: std::time::Duration,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        Self {
+            limits: ScheduleLimits::default(),
+            timeouts: progress::StepTimeouts::default(),
+            down_timeout: std::time::Duration::from_secs(120),
+        }
+    }
+}
+
+impl From<&crate::model::MoveRecord> for Move {
+    fn from(m: &crate::model::MoveRecord) -> Self {
+        Self {
+            shard: m.shard,
+            add: m.add,
+            remove: m.remove,
+            transfer_leader_to: m.transfer_leader_to,
+            reason: m.reason,
         }
     }
 }
@@ -200,10 +184,14 @@ pub fn plan(view: &ClusterView, running: &[Move], limits: ScheduleLimits) -> Vec
     // Balancing waits until repairs and drains are all under way: moving
     // replicas for balance while a shard is under-replicated would compete
     // for the same bandwidth.
+    // It also waits while a worker is down but may return: its replicas
+    // are neither lost nor usable, and balancing around them would move
+    // data twice.
     let unlimited = Budget::unlimited(&budget);
-    if checkers
-        .iter()
-        .any(|pass| pass(&projected, &unlimited).is_some())
+    if projected.has_unavailable_replicas()
+        || checkers
+            .iter()
+            .any(|pass| pass(&projected, &unlimited).is_some())
     {
         return planned;
     }

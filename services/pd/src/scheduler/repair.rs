@@ -11,8 +11,7 @@ use crate::model::WorkerState;
 use super::{Budget, ClusterView, Move, MoveReason, ShardView};
 
 fn is_dead(view: &ClusterView, worker: WorkerId) -> bool {
-    view.worker(worker)
-        .is_none_or(|w| matches!(w.state, WorkerState::Down | WorkerState::Removed))
+    view.worker(worker).is_none_or(|w| w.is_dead())
 }
 
 /// The next repair: a shard with a replica on a dead worker gets a new

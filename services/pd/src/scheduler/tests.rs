@@ -17,6 +17,7 @@ fn cluster(workers: &[(u64, &str)], shards: usize, rf: usize) -> ClusterView {
             WorkerView {
                 zone: (*zone).to_owned(),
                 state: WorkerState::Up,
+                may_return: false,
             },
         );
     }
@@ -106,6 +107,7 @@ fn a_new_worker_receives_replicas_and_leaders_until_balanced() {
         WorkerView {
             zone: String::new(),
             state: WorkerState::Up,
+            may_return: false,
         },
     );
     assert_eq!(view.replica_counts()[&w(4)], 0);
@@ -158,6 +160,22 @@ fn replicas_on_a_down_worker_are_recreated_elsewhere() {
 }
 
 #[test]
+fn a_worker_down_within_the_timeout_is_waited_for() {
+    let mut view = cluster(&[(1, ""), (2, ""), (3, ""), (4, "")], 6, 3);
+    let down = view.workers.get_mut(&w(1)).expect("w1");
+    down.state = WorkerState::Down;
+    down.may_return = true;
+    let waiting = plan(&view, &[], ScheduleLimits::default());
+    assert!(waiting.is_empty(), "nothing moves yet: {waiting:?}");
+    view.workers.get_mut(&w(1)).expect("w1").may_return = false;
+    let repairing = plan(&view, &[], ScheduleLimits::default());
+    assert!(
+        !repairing.is_empty() && repairing.iter().all(|m| m.reason == MoveReason::Repair),
+        "{repairing:?}"
+    );
+}
+
+#[test]
 fn repair_prefers_the_zone_the_shard_lacks() {
     let mut view = cluster(&[(1, "a"), (2, "b"), (3, "c"), (4, "a"), (5, "c")], 1, 3);
     // The shard is on 1 (a), 2 (b), 3 (c); worker 3 dies. Worker 5 is the
@@ -178,6 +196,7 @@ fn limits_bound_moves_in_total_per_worker_and_per_shard() {
             WorkerView {
                 zone: String::new(),
                 state: WorkerState::Up,
+                may_return: false,
             },
         );
     }
@@ -237,6 +256,7 @@ fn the_view_of_pd_state_leaves_removed_workers_and_learners_out() {
                 state: worker_state,
                 drain_requested: false,
                 last_heartbeat_ms: 0,
+                down_since_ms: None,
             },
         );
     }
@@ -281,7 +301,7 @@ fn the_view_of_pd_state_leaves_removed_workers_and_learners_out() {
             ],
         },
     );
-    let view = ClusterView::from_pd(&state, |_| Some(w(2)));
+    let view = ClusterView::from_pd(&state, |_| Some(w(2)), 0, 1_000);
     assert_eq!(
         view.workers.keys().copied().collect::<Vec<_>>(),
         [w(1), w(3)]

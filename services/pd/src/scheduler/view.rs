@@ -17,6 +17,9 @@ pub struct WorkerView {
     pub zone: String,
     /// Lifecycle state.
     pub state: WorkerState,
+    /// Down, but not for longer than the down timeout: its replicas are not
+    /// repaired yet (it may come back), and it takes no new ones.
+    pub may_return: bool,
 }
 
 impl WorkerView {
@@ -28,6 +31,15 @@ impl WorkerView {
     /// Whether replicas on it count towards the replication factor.
     pub fn holds_live_replicas(&self) -> bool {
         matches!(self.state, WorkerState::Up | WorkerState::Draining)
+    }
+
+    /// Whether its replicas are lost for good and must be re-created.
+    pub fn is_dead(&self) -> bool {
+        match self.state {
+            WorkerState::Removed => true,
+            WorkerState::Down => !self.may_return,
+            WorkerState::Up | WorkerState::Draining => false,
+        }
     }
 }
 
@@ -56,8 +68,14 @@ pub struct ClusterView {
 impl ClusterView {
     /// The view of PD's replicated state; `leader_of` says which worker
     /// last reported leading a shard (PD keeps that outside Raft). Removed
-    /// workers are left out, so replicas still on them count as dead.
-    pub fn from_pd(state: &PdState, leader_of: impl Fn(ShardId) -> Option<WorkerId>) -> Self {
+    /// workers are left out, so replicas still on them count as dead; a
+    /// worker Down for less than `down_timeout_ms` at `now_ms` may return.
+    pub fn from_pd(
+        state: &PdState,
+        leader_of: impl Fn(ShardId) -> Option<WorkerId>,
+        now_ms: i64,
+        down_timeout_ms: i64,
+    ) -> Self {
         let workers = state
             .workers
             .values()
@@ -68,6 +86,10 @@ impl ClusterView {
                     WorkerView {
                         zone: w.zone.clone(),
                         state: w.state,
+                        may_return: w.state == WorkerState::Down
+                            && w
+                                .down_since_ms
+                                .is_none_or(|since| now_ms - since < down_timeout_ms),
                     },
                 )
             })
@@ -95,6 +117,16 @@ impl ClusterView {
             })
             .collect();
         Self { workers, shards }
+    }
+
+    /// Whether some shard has a voter on a worker that is not live (down,
+    /// waiting to return or to be repaired).
+    pub fn has_unavailable_replicas(&self) -> bool {
+        self.shards.iter().any(|s| {
+            s.voters
+                .iter()
+                .any(|w| self.worker(*w).is_none_or(|v| !v.holds_live_replicas()))
+        })
     }
 
     /// The worker's view, if known.

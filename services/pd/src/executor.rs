@@ -1,0 +1,229 @@
+//! Runs the scheduler on the PD leader (DESIGN.md §6): every second it judges
+//! each running move's step from the workers' heartbeat reports and
+//! replicates the verdict (advance, finish or roll back), then asks the
+//! planner for new moves and replicates their start. The steps themselves
+//! reach the shard leaders in heartbeat replies ([`steps_for`]). Every
+//! decision goes through Raft, so a new PD leader carries on where the old
+//! one stopped. Does network I/O through Raft.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tracing::{info, warn};
+use vectron_ids::{ShardId, WorkerId};
+use vectron_proto::pd::v1 as pb;
+
+use crate::command::PdCommand;
+use crate::liveness::Liveness;
+use crate::model::{MoveRecord, PdState, Step, WorkerState};
+use crate::scheduler::progress::{self, Progress};
+use crate::scheduler::{ClusterView, Move, plan};
+use crate::service::{PdCore, now_ms};
+
+/// Reports PD waits for after becoming leader before planning: until every
+/// worker has heartbeated once, shard leaders are unknown.
+const PLANNING_GRACE: Duration = Duration::from_secs(3);
+
+/// Counters of the scheduler on this node (meaningful on the leader).
+#[derive(Debug, Default)]
+pub struct SchedulerMetrics {
+    /// Moves started.
+    pub started: AtomicU64,
+    /// Moves that completed.
+    pub finished: AtomicU64,
+    /// Moves rolled back.
+    pub failed: AtomicU64,
+    /// Shards with fewer live voters than their replication factor.
+    pub under_replicated: AtomicU64,
+}
+
+/// Runs the scheduler until the task is aborted; does nothing while this
+/// node is not the leader.
+pub async fn run(core: Arc<PdCore>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let leading_for = core.liveness().leading_for(std::time::Instant::now());
+        let Some(leading_for) = leading_for else {
+            continue;
+        };
+        judge_running_moves(&core).await;
+        if leading_for >= PLANNING_GRACE {
+            start_planned_moves(&core).await;
+        }
+    }
+}
+
+async fn judge_running_moves(core: &PdCore) {
+    let now = now_ms();
+    let verdicts: Vec<(MoveRecord, Progress)> = {
+        let applied = core.state.read();
+        let liveness = core.liveness();
+        applied
+            .state
+            .moves
+            .values()
+            .map(|m| {
+                let reports = liveness.shard_reports(m.shard, m.add);
+                let target_usable = m.add.is_none_or(|a| {
+                    applied
+                        .state
+                        .workers
+                        .get(&a)
+                        .is_some_and(|w| w.state == WorkerState::Up)
+                });
+                let verdict =
+                    progress::check(m, &reports, target_usable, now, &core.schedule.timeouts);
+                (m.clone(), verdict)
+            })
+            .collect()
+    };
+    for (m, verdict) in verdicts {
+        let command = match &verdict {
+            Progress::Wait => continue,
+            Progress::Advance => PdCommand::AdvanceMove {
+                id: m.id,
+                from: m.step,
+                now_ms: now,
+            },
+            Progress::Abort(_) => PdCommand::AbortMove {
+                id: m.id,
+                from: m.step,
+            },
+        };
+        if let Err(e) = core.write(command).await {
+            warn!(move_id = m.id, error = %e, "could not record a move's progress");
+            continue;
+        }
+        let elapsed_ms = now - m.started_ms;
+        match verdict {
+            Progress::Advance if m.next_step().is_none() => {
+                core.scheduler_metrics.finished.fetch_add(1, Ordering::Relaxed);
+                info!(move_id = m.id, shard = %m.shard, reason = m.reason.name(), elapsed_ms, "move finished");
+            }
+            Progress::Advance => {
+                info!(move_id = m.id, shard = %m.shard, step = m.step.name(), "move step done");
+            }
+            Progress::Abort(why) => {
+                core.scheduler_metrics.failed.fetch_add(1, Ordering::Relaxed);
+                warn!(move_id = m.id, shard = %m.shard, step = m.step.name(), why, "move rolled back");
+            }
+            Progress::Wait => {}
+        }
+    }
+}
+
+async fn start_planned_moves(core: &PdCore) {
+    let down_timeout_ms = core.schedule.down_timeout.as_millis() as i64;
+    let planned = {
+        let applied = core.state.read();
+        let liveness = core.liveness();
+        let view = ClusterView::from_pd(
+            &applied.state,
+            |shard| liveness.shard_leader(shard),
+            now_ms(),
+            down_timeout_ms,
+        );
+        core.scheduler_metrics
+            .under_replicated
+            .store(under_replicated(&view), Ordering::Relaxed);
+        let running: Vec<Move> = applied.state.moves.values().map(Move::from).collect();
+        plan(&view, &running, core.schedule.limits)
+    };
+    for m in planned {
+        let command = PdCommand::StartMove {
+            shard: m.shard,
+            add: m.add,
+            remove: m.remove,
+            transfer_leader_to: m.transfer_leader_to,
+            reason: m.reason,
+            now_ms: now_ms(),
+        };
+        match core.write(command).await {
+            Ok(_) => {
+                core.scheduler_metrics.started.fetch_add(1, Ordering::Relaxed);
+                info!(shard = %m.shard, add = ?m.add, remove = ?m.remove,
+                      leader_to = ?m.transfer_leader_to, reason = m.reason.name(), "move started");
+            }
+            Err(e) => warn!(shard = %m.shard, error = %e, "could not start a move"),
+        }
+    }
+}
+
+fn under_replicated(view: &ClusterView) -> u64 {
+    view.shards
+        .iter()
+        .filter(|s| {
+            let live = s
+                .voters
+                .iter()
+                .filter(|w| view.worker(**w).is_some_and(|v| v.holds_live_replicas()))
+                .count();
+            live < s.replication_factor
+        })
+        .count() as u64
+}
+
+fn step(m: &MoveRecord, kind: pb::MoveStepKind, target: WorkerId, epoch: u64) -> pb::MoveStep {
+    pb::MoveStep {
+        move_id: m.id,
+        shard_id: m.shard.0,
+        kind: kind.into(),
+        target_worker_id: target.0,
+        epoch,
+    }
+}
+
+/// The move steps `worker` must carry out now: those of moves on shards it
+/// leads, and the removal of group members the placement no longer has
+/// (left behind by a rolled-back move) on shards without a move.
+pub fn steps_for(worker: WorkerId, state: &PdState, liveness: &Liveness) -> Vec<pb::MoveStep> {
+    let mut steps = Vec::new();
+    let mut moving: BTreeSet<ShardId> = BTreeSet::new();
+    for m in state.moves.values() {
+        moving.insert(m.shard);
+        if liveness.shard_leader(m.shard) != Some(worker) {
+            continue;
+        }
+        let epoch = state.shards.get(&m.shard).map_or(0, |s| s.epoch);
+        let planned = match m.step {
+            Step::AddLearner => m.add.map(|t| (pb::MoveStepKind::AddLearner, t)),
+            Step::CatchUp => None,
+            Step::Promote => m.add.map(|t| (pb::MoveStepKind::Promote, t)),
+            Step::TransferLeader => m
+                .transfer_leader_to
+                .map(|t| (pb::MoveStepKind::TransferLeader, t)),
+            Step::RemoveOld => m.remove.map(|t| (pb::MoveStepKind::RemoveReplica, t)),
+        };
+        if let Some((kind, target)) = planned {
+            steps.push(step(m, kind, target, epoch));
+        }
+    }
+    for shard in state.shards.values().filter(|s| !moving.contains(&s.id)) {
+        let Some((leader, report)) = liveness.leader_report(shard.id) else {
+            continue;
+        };
+        if leader != worker {
+            continue;
+        }
+        let placed: BTreeSet<u64> = shard.replicas.iter().map(|r| r.worker.0).collect();
+        for stray in report
+            .voters
+            .iter()
+            .chain(&report.learners)
+            .filter(|id| !placed.contains(id))
+        {
+            steps.push(pb::MoveStep {
+                move_id: 0,
+                shard_id: shard.id.0,
+                kind: pb::MoveStepKind::RemoveReplica.into(),
+                target_worker_id: *stray,
+                epoch: shard.epoch,
+            });
+        }
+    }
+    steps
+}
