@@ -138,6 +138,9 @@ pub struct PdArgs {
     #[arg(long, env = "VECTRON_MAX_MOVES_PER_WORKER", default_value_t = 2,
           value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub max_moves_per_worker: u64,
+    /// Serve Prometheus metrics at GET /metrics on this address (off by default).
+    #[arg(long, env = "VECTRON_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     #[command(flatten)]
     pub raft: RaftTimingArgs,
 }

@@ -94,6 +94,7 @@ pub async fn run(args: DevArgs) -> Result<(), RunError> {
         snapshot_every: 1000,
         worker_down_timeout: Duration::from_secs(10),
         schedule: Default::default(),
+        metrics_addr: None,
     };
     let pd = tokio::spawn(vectron_pd::node::run(pd_config, stopped(stop_rx.clone())));
 

@@ -113,6 +113,7 @@ pub async fn run(args: PlaygroundArgs) -> Result<(), RunError> {
     for (i, addr) in pd_addrs.iter().enumerate() {
         let id = i + 1;
         let dir = data_dir.join(format!("pd-{id}"));
+        let metrics = loopback(base + 20 + id as u32)?;
         procs.push(spawn(
             &exe,
             &logs,
@@ -128,6 +129,8 @@ pub async fn run(args: PlaygroundArgs) -> Result<(), RunError> {
                 members.clone(),
                 s("--data-dir"),
                 dir.display().to_string(),
+                s("--metrics-addr"),
+                metrics,
             ],
         )?);
     }
@@ -200,6 +203,10 @@ pub async fn run(args: PlaygroundArgs) -> Result<(), RunError> {
     for p in &procs {
         println!("  {:<10} {:<21} pid {}", p.name, p.addr, p.pid());
     }
+    let pd_metrics: Vec<String> = (1..=args.pd)
+        .map(|i| format!("http://127.0.0.1:{}/metrics", base + 20 + i))
+        .collect();
+    println!("  PD metrics {}", pd_metrics.join(" "));
     println!("  data {}  logs {}", data_dir.display(), logs.display());
     println!("Press Ctrl-C to stop.");
 

@@ -107,6 +107,7 @@ async fn run_pd(args: PdArgs) -> Result<(), RunError> {
             down_timeout: Duration::from_secs(args.down_timeout_secs),
             ..Default::default()
         },
+        metrics_addr: args.metrics_addr,
     };
     vectron_pd::node::run(config, shutdown_signal()).await?;
     Ok(())

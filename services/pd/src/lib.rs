@@ -19,6 +19,7 @@ pub mod convert;
 pub mod error;
 pub mod executor;
 pub mod liveness;
+pub mod metrics;
 pub mod model;
 pub mod node;
 pub mod placement;

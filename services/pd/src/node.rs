@@ -62,6 +62,8 @@ pub struct PdNodeConfig {
     pub worker_down_timeout: Duration,
     /// The scheduler's limits, step timeouts and down timeout.
     pub schedule: crate::scheduler::ScheduleConfig,
+    /// Serve Prometheus metrics at `GET /metrics` here, when set.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Why a PD node failed.
@@ -193,6 +195,22 @@ pub async fn run(
     bootstrap(&config, &raft).await?;
     let monitor = tokio::spawn(liveness_monitor(core.clone()));
     let scheduler = tokio::spawn(crate::executor::run(core.clone()));
+    if let Some(addr) = config.metrics_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| NodeError::Config(format!("cannot listen on {addr} for metrics: {e}")))?;
+        let mut stop = stop_tx.subscribe();
+        let serve = axum::serve(listener, crate::metrics::router(core.clone()))
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            });
+        tokio::spawn(async move {
+            if let Err(e) = serve.await {
+                warn!(error = %e, "metrics listener failed");
+            }
+        });
+        info!(%addr, "PD metrics at /metrics");
+    }
 
     shutdown.await;
     info!(node_id = config.node_id, "PD node shutting down");

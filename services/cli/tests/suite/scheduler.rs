@@ -371,4 +371,38 @@ async fn scheduler_rebalances_drains_and_repairs_under_traffic() {
         acknowledged
     );
     drop(worker4);
+    eprintln!("{}", step_summary(pg.dir()));
+}
+
+/// How many move steps of each kind the workers logged as carried out.
+fn step_summary(dir: &std::path::Path) -> String {
+    let mut logs = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        for entry in std::fs::read_dir(&path).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "log") {
+                logs.push(std::fs::read_to_string(&path).unwrap_or_default());
+            }
+        }
+    }
+    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+    for line in logs.iter().flat_map(|l| l.lines()) {
+        if !line.contains("move step carried out") {
+            continue;
+        }
+        for kind in [
+            "ADD_LEARNER",
+            "PROMOTE",
+            "TRANSFER_LEADER",
+            "REMOVE_REPLICA",
+        ] {
+            if line.contains(kind) {
+                *kinds.entry(kind).or_default() += 1;
+            }
+        }
+    }
+    format!("move steps carried out by workers: {kinds:?}")
 }
