@@ -70,9 +70,9 @@ impl PdState {
             } => self
                 .start_move(shard, add, remove, transfer_leader_to, reason, now_ms)
                 .map(PdResponse::MoveStarted),
-            PdCommand::AdvanceMove { id, from, now_ms } => {
-                self.advance_move(id, from, now_ms).map(|()| PdResponse::Done)
-            }
+            PdCommand::AdvanceMove { id, from, now_ms } => self
+                .advance_move(id, from, now_ms)
+                .map(|()| PdResponse::Done),
             PdCommand::AbortMove { id, from } => {
                 self.abort_move(id, from).map(|()| PdResponse::Done)
             }
@@ -292,6 +292,6 @@ impl PdState {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod move_tests;
+#[cfg(test)]
+mod tests;

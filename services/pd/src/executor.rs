@@ -101,14 +101,18 @@ async fn judge_running_moves(core: &PdCore) {
         let elapsed_ms = now - m.started_ms;
         match verdict {
             Progress::Advance if m.next_step().is_none() => {
-                core.scheduler_metrics.finished.fetch_add(1, Ordering::Relaxed);
+                core.scheduler_metrics
+                    .finished
+                    .fetch_add(1, Ordering::Relaxed);
                 info!(move_id = m.id, shard = %m.shard, reason = m.reason.name(), elapsed_ms, "move finished");
             }
             Progress::Advance => {
                 info!(move_id = m.id, shard = %m.shard, step = m.step.name(), "move step done");
             }
             Progress::Abort(why) => {
-                core.scheduler_metrics.failed.fetch_add(1, Ordering::Relaxed);
+                core.scheduler_metrics
+                    .failed
+                    .fetch_add(1, Ordering::Relaxed);
                 warn!(move_id = m.id, shard = %m.shard, step = m.step.name(), why, "move rolled back");
             }
             Progress::Wait => {}
@@ -144,7 +148,9 @@ async fn start_planned_moves(core: &PdCore) {
         };
         match core.write(command).await {
             Ok(_) => {
-                core.scheduler_metrics.started.fetch_add(1, Ordering::Relaxed);
+                core.scheduler_metrics
+                    .started
+                    .fetch_add(1, Ordering::Relaxed);
                 info!(shard = %m.shard, add = ?m.add, remove = ?m.remove,
                       leader_to = ?m.transfer_leader_to, reason = m.reason.name(), "move started");
             }

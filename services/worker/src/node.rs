@@ -165,6 +165,7 @@ pub async fn run(
         pool,
         replicas: replicas.clone(),
         registry,
+        retiring: Default::default(),
     };
     let heartbeats = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -218,9 +219,38 @@ struct Converger {
     steps: StepRunner,
     replicas: Replicas,
     registry: Arc<GroupRegistry<ShardTypeConfig>>,
+    /// Replicas no longer assigned, destroyed once nothing else (a request,
+    /// a move step) holds them; a shard waiting here is not reopened.
+    retiring: std::sync::Mutex<Vec<Arc<Replica>>>,
 }
 
 impl Converger {
+    fn retiring(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Replica>>> {
+        self.retiring.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn is_retiring(&self, shard_id: u64) -> bool {
+        self.retiring().iter().any(|r| r.shard_id == shard_id)
+    }
+
+    /// Destroys the retiring replicas nothing holds any more; the others
+    /// wait for the next round.
+    async fn destroy_retired(&self) {
+        let pending = std::mem::take(&mut *self.retiring());
+        for replica in pending {
+            match Arc::try_unwrap(replica) {
+                Ok(replica) => {
+                    let shard_id = replica.shard_id;
+                    match replica.destroy().await {
+                        Ok(()) => info!(shard = shard_id, "replica no longer assigned; destroyed"),
+                        Err(e) => warn!(error = %e, "cannot destroy replica"),
+                    }
+                }
+                Err(in_use) => self.retiring().push(in_use),
+            }
+        }
+    }
+
     /// Starts the move steps PD asks of this worker.
     fn launch_steps(&self, reply: &pd::HeartbeatResponse) {
         for step in &reply.steps {
@@ -235,7 +265,7 @@ impl Converger {
                 .flat_map(|s| &s.replicas)
                 .find(|r| r.worker_id == step.target_worker_id)
                 .map(|r| r.addr.clone());
-            self.steps.launch(replica, step.clone(), addr);
+            self.steps.launch(replica, *step, addr);
         }
     }
 
@@ -265,6 +295,7 @@ impl Converger {
             assigned.insert(shard.shard_id);
             let replica = match self.hosted(shard.shard_id) {
                 Some(replica) => replica,
+                None if self.is_retiring(shard.shard_id) => continue,
                 None => {
                     match Replica::open(
                         self.db.clone(),
@@ -312,12 +343,10 @@ impl Converger {
                 .write()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&shard_id);
-            if let Some(replica) = removed.and_then(|r| Arc::try_unwrap(r).ok()) {
-                match replica.destroy().await {
-                    Ok(()) => info!(shard = shard_id, "replica no longer assigned; destroyed"),
-                    Err(e) => warn!(error = %e, "cannot destroy replica"),
-                }
+            if let Some(replica) = removed {
+                self.retiring().push(replica);
             }
         }
+        self.destroy_retired().await;
     }
 }

@@ -575,7 +575,7 @@ async fn over_the_rate_limit_answers_429_with_the_error_shape() {
 }
 
 /// `GET path` on `addr` over plain HTTP/1.0; the whole answer as text.
-fn http_get(addr: &str, path: &str) -> String {
+pub(crate) fn http_get(addr: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("connect");
     stream

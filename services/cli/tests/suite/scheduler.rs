@@ -218,9 +218,13 @@ async fn scheduler_rebalances_drains_and_repairs_under_traffic() {
     let mut worker4 = WorkerProc::new(pg.dir(), "worker-4", &pg.pd_endpoints());
     worker4.spawn();
     let joined = Instant::now();
-    wait_cluster(&client, "a move to worker-4", Duration::from_secs(60), &pg, |c| {
-        moves(c) > 0
-    })
+    wait_cluster(
+        &client,
+        "a move to worker-4",
+        Duration::from_secs(60),
+        &pg,
+        |c| moves(c) > 0,
+    )
     .await;
     let leader_addr = cluster(&client).await["pd"]["leader"]
         .as_str()
@@ -372,6 +376,58 @@ async fn scheduler_rebalances_drains_and_repairs_under_traffic() {
     );
     drop(worker4);
     eprintln!("{}", step_summary(pg.dir()));
+    check_pd_metrics(&pg, &pd_leader).await;
+}
+
+/// The value of an unlabelled sample in a Prometheus text page.
+fn sample(page: &str, name: &str) -> u64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sample {name} in\n{page}"))
+}
+
+/// The live PD nodes' metrics agree with what happened: one leader, moves
+/// finished, none running, no shard under-replicated, three workers up.
+async fn check_pd_metrics(pg: &Playground, killed: &str) {
+    let mut pages = Vec::new();
+    for pd in pg
+        .children
+        .iter()
+        .filter(|c| c.name.starts_with("pd-") && c.name != killed)
+    {
+        // The playground serves PD metrics 10 ports above each PD.
+        let (host, port) = pd.addr.rsplit_once(':').expect("host:port");
+        let port: u16 = port.parse().expect("port");
+        let addr = format!("{host}:{}", port + 10);
+        let page =
+            tokio::task::spawn_blocking(move || crate::gateway_dev::http_get(&addr, "/metrics"))
+                .await
+                .expect("metrics fetch");
+        pages.push(page);
+    }
+    let total = |name: &str| pages.iter().map(|p| sample(p, name)).sum::<u64>();
+    assert_eq!(total("vectron_pd_is_leader"), 1, "{pages:?}");
+    let leader = pages
+        .iter()
+        .find(|p| sample(p, "vectron_pd_is_leader") == 1)
+        .expect("leader page");
+    assert!(total("vectron_pd_moves_finished_total") > 0, "{leader}");
+    assert_eq!(total("vectron_pd_moves_running"), 0, "{leader}");
+    assert_eq!(
+        sample(leader, "vectron_pd_under_replicated_shards"),
+        0,
+        "{leader}"
+    );
+    assert!(
+        leader.contains("vectron_pd_workers{state=\"up\"} 3"),
+        "{leader}"
+    );
+    eprintln!(
+        "PD metrics since the first leader died: {} moves started, {} finished, {} rolled back",
+        total("vectron_pd_moves_started_total"),
+        total("vectron_pd_moves_finished_total"),
+        total("vectron_pd_moves_failed_total")
+    );
 }
 
 /// How many move steps of each kind the workers logged as carried out.

@@ -168,7 +168,11 @@ fn a_move_past_promotion_cannot_be_rolled_back() {
 #[test]
 fn moves_are_refused_on_busy_shards_and_unfit_targets() {
     let (mut state, shard) = state();
-    let (a, b, d) = (worker(&state, "a"), worker(&state, "b"), worker(&state, "d"));
+    let (a, b, d) = (
+        worker(&state, "a"),
+        worker(&state, "b"),
+        worker(&state, "d"),
+    );
     let refused = |state: &mut PdState, add: WorkerId, remove: WorkerId| {
         let reply = state.apply(
             PdCommand::StartMove {

@@ -122,11 +122,10 @@ pub fn check(
             if reports.leader.is_some() && reports.leader == m.transfer_leader_to {
                 Progress::Advance
             } else if timed_out(timeouts.transfer_leader) {
-                if m.remove.is_some() {
-                    Progress::Advance
-                } else if m.add.is_some() {
-                    // The new replica votes already; its move is complete
-                    // without the hand-over.
+                // A replica still to leave steps down when removed (and a
+                // new replica votes already), so only a move that is
+                // nothing but a hand-over has failed.
+                if m.remove.is_some() || m.add.is_some() {
                     Progress::Advance
                 } else {
                     Progress::Abort("leadership was not handed over in time".into())

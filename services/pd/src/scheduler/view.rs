@@ -87,8 +87,7 @@ impl ClusterView {
                         zone: w.zone.clone(),
                         state: w.state,
                         may_return: w.state == WorkerState::Down
-                            && w
-                                .down_since_ms
+                            && w.down_since_ms
                                 .is_none_or(|since| now_ms - since < down_timeout_ms),
                     },
                 )
