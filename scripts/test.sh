@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Runs Vectron's whole test suite: installs build prerequisites if missing,
-# then builds and runs every test of every crate in the workspace.
+# builds and runs every test of every crate in the workspace, then (when no
+# cargo arguments narrow the run) the offline Helm chart checks and the kind
+# end-to-end suite, which skips cleanly where kind, docker or helm are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-exec cargo test --workspace --all-targets "$@"
+cargo test --workspace --all-targets "$@"
+if [ "$#" -eq 0 ]; then
+  ./scripts/chart-test.sh
+  ./e2e/run.sh
+fi

@@ -1,8 +1,12 @@
-//! The Vectron Kubernetes operator: CRD types, the reconcile pipeline
-//! (validate → build → apply → status) and scaling procedures. Built in
-//! issue #6; this crate currently pins the Kubernetes client stack so the
-//! workspace's kube / k8s-openapi / schemars versions are proven to build
-//! together.
+//! The Vectron Kubernetes operator (DESIGN.md §7): the custom resources
+//! (`crd`), their CRD documents (`crdgen`), and the reconcile pipeline of a
+//! VectronCluster — `validate` (pure) → `build` (pure) → apply → status.
+
+pub mod build;
+pub mod crd;
+pub mod crdgen;
+pub mod labels;
+pub mod validate;
 
 /// API group of Vectron's custom resources.
 pub const API_GROUP: &str = "vectron.io";

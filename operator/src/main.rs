@@ -1,5 +1,5 @@
-//! Entry point of `vectron-operator`: `run` reconciles clusters, `crdgen`
-//! writes the CRDs. Both arrive with issue #6.
+//! Entry point of `vectron-operator`: `crdgen` writes the CRDs; `run`
+//! reconciles clusters (not built yet: issue #6 continues).
 
 use std::process::ExitCode;
 
@@ -16,7 +16,17 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Reconcile VectronCluster and Collection resources.
-    Run,
+    Run {
+        /// Serve /metrics and /healthz here.
+        #[arg(long, default_value = "0.0.0.0:8080")]
+        metrics_addr: std::net::SocketAddr,
+        /// Hold a Lease so only one replica reconciles at a time.
+        #[arg(long)]
+        leader_election: bool,
+        /// Namespaces to watch (repeatable); all when absent.
+        #[arg(long = "namespace")]
+        namespaces: Vec<String>,
+    },
     /// Write the CustomResourceDefinitions to a directory.
     Crdgen {
         /// Output directory.
@@ -25,17 +35,31 @@ enum Command {
     },
 }
 
+fn crdgen(out: &std::path::Path) -> Result<(), String> {
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    for (file, yaml) in vectron_operator::crdgen::render().map_err(|e| e.to_string())? {
+        let path = out.join(&file);
+        std::fs::write(&path, yaml).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     vectron_telemetry::init();
-    let name = match cli.command {
-        Command::Run => "run",
-        Command::Crdgen { .. } => "crdgen",
+    let result = match cli.command {
+        Command::Crdgen { out } => crdgen(&out),
+        Command::Run { .. } => Err(
+            "`vectron-operator run` is not implemented yet (the reconcile loop is tracked in issue #6)"
+                .to_owned(),
+        ),
     };
-    eprintln!(
-        "error: `vectron-operator {name}` ({} {}) is not implemented yet (tracked in issue #6)",
-        vectron_operator::API_GROUP,
-        vectron_operator::API_VERSION
-    );
-    ExitCode::FAILURE
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

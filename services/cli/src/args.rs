@@ -94,8 +94,15 @@ pub struct PlaygroundArgs {
 pub struct PdArgs {
     /// This node's id in the PD Raft group (positive, stable across restarts).
     #[arg(long, env = "VECTRON_NODE_ID",
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub node_id: u64,
+          value_parser = clap::value_parser!(u64).range(1..),
+          required_unless_present = "node_id_from_ordinal",
+          conflicts_with = "node_id_from_ordinal")]
+    pub node_id: Option<u64>,
+    /// Take the node id from the host name's trailing ordinal plus one
+    /// (`vec-pd-0` is node 1), as in a Kubernetes StatefulSet. A node whose
+    /// id is not among --initial-members joins those members instead.
+    #[arg(long, env = "VECTRON_NODE_ID_FROM_ORDINAL")]
+    pub node_id_from_ordinal: bool,
     /// Address to listen on for the PD API and Raft traffic.
     #[arg(long, env = "VECTRON_ADDR", default_value = "127.0.0.1:7400")]
     pub addr: SocketAddr,

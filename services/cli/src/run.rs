@@ -75,10 +75,46 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
     }
 }
 
+/// The node id `--node-id-from-ordinal` derives from a host name such as
+/// `vec-pd-2` (ordinal 2, node 3).
+fn node_id_from_host_name(host: &str) -> Result<u64, RunError> {
+    host.rsplit_once('-')
+        .and_then(|(_, ordinal)| ordinal.parse::<u64>().ok())
+        .map(|ordinal| ordinal + 1)
+        .ok_or_else(|| {
+            RunError::Input(format!(
+                "--node-id-from-ordinal: host name {host:?} does not end in -<ordinal>"
+            ))
+        })
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .unwrap_or_default()
+}
+
 async fn run_pd(args: PdArgs) -> Result<(), RunError> {
+    let node_id = match args.node_id {
+        Some(id) => id,
+        None => node_id_from_host_name(&host_name())?,
+    };
     let bootstrap = match (&args.initial_members, &args.join) {
         (Some(members), _) => {
-            vectron_pd::Bootstrap::InitialMembers(vectron_config::parse_initial_members(members)?)
+            let members = vectron_config::parse_initial_members(members)?;
+            match members.values().next() {
+                // A node added after the founders joins them.
+                Some(founder) if !members.contains_key(&node_id) => {
+                    vectron_pd::Bootstrap::Join(founder.clone())
+                }
+                _ => vectron_pd::Bootstrap::InitialMembers(members),
+            }
         }
         (None, Some(join)) => vectron_pd::Bootstrap::Join(join.clone()),
         (None, None) => {
@@ -90,7 +126,7 @@ async fn run_pd(args: PdArgs) -> Result<(), RunError> {
         .clone()
         .unwrap_or_else(|| args.addr.to_string());
     let config = vectron_pd::PdNodeConfig {
-        node_id: args.node_id,
+        node_id,
         listen_addr: args.addr,
         advertise_addr,
         data_dir: args.data_dir.clone(),
@@ -186,4 +222,17 @@ async fn run_gateway(args: GatewayArgs) -> Result<(), RunError> {
     };
     vectron_gateway::run(config, shutdown_signal()).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::node_id_from_host_name;
+
+    #[test]
+    fn the_node_id_is_the_stateful_set_ordinal_plus_one() {
+        assert_eq!(node_id_from_host_name("vec-pd-0").expect("ordinal"), 1);
+        assert_eq!(node_id_from_host_name("prod-pd-12").expect("ordinal"), 13);
+        let error = node_id_from_host_name("laptop").expect_err("no ordinal");
+        assert!(error.to_string().contains("laptop"), "{error}");
+    }
 }

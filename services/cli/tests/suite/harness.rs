@@ -203,6 +203,7 @@ pub struct PdCluster {
     pub nodes: Vec<PdNode>,
     dir: TempDir,
     extra: Vec<String>,
+    founders: String,
 }
 
 impl PdCluster {
@@ -225,6 +226,7 @@ impl PdCluster {
             nodes: Vec::new(),
             dir,
             extra,
+            founders: members.clone(),
         };
         for (id, addr) in addrs {
             let node =
@@ -252,6 +254,17 @@ impl PdCluster {
     pub fn join(&mut self, id: u64, via: &str) -> usize {
         let addr = format!("127.0.0.1:{}", free_port());
         let mut node = self.new_node(id, addr, vec!["--join".into(), via.to_owned()]);
+        node.spawn();
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    /// Starts a new node given the founders' `--initial-members` (as a
+    /// StatefulSet pod added after them is); returns its position.
+    pub fn add_after_founders(&mut self, id: u64) -> usize {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let bootstrap = vec!["--initial-members".into(), self.founders.clone()];
+        let mut node = self.new_node(id, addr, bootstrap);
         node.spawn();
         self.nodes.push(node);
         self.nodes.len() - 1

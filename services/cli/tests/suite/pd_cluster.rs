@@ -517,3 +517,24 @@ async fn workers_register_heartbeat_go_down_and_drain() {
     );
     keep_alive.abort();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_not_among_the_initial_members_joins_them() {
+    let _serial = serial().await;
+    let mut cluster = PdCluster::start(3, &[]);
+    cluster.wait_for_leader(ELECTION).await;
+    // As a fourth StatefulSet pod: same --initial-members, an id not in it.
+    cluster.add_after_founders(4);
+    let voters = |m: &pb::GetMembersResponse| -> BTreeSet<u64> {
+        m.members
+            .iter()
+            .filter(|x| x.role() != pb::MemberRole::Learner)
+            .map(|x| x.node_id)
+            .collect()
+    };
+    wait_for("node 4 voting with the founders", ELECTION, || async {
+        let view = cluster.nodes[0].members().await?;
+        (voters(&view) == BTreeSet::from([1, 2, 3, 4])).then_some(())
+    })
+    .await;
+}

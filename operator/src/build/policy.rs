@@ -1,0 +1,115 @@
+//! Disruption budgets and network policies. Budgets follow the quorums:
+//! PD keeps a majority of its voters, workers lose at most one pod at a
+//! time (every shard replica set of factor ≥ 3 keeps its majority). Network
+//! policies admit only the traffic the design needs: Raft among PD nodes
+//! and among workers, every role to PD, gateways to workers and auth, the
+//! operator to PD, clients to gateways, scrapers to metrics ports. Pure.
+
+use serde_json::{Value, json};
+
+use super::{BuildInput, Desired, pod, ports, typed};
+use crate::labels::{self, COMPONENT, Component, INSTANCE, NAME};
+
+fn budget(input: &BuildInput, component: Component, rule: Value) -> Value {
+    let mut spec = json!({"selector": {"matchLabels": labels::selector(&input.name, component)}});
+    if let (Value::Object(spec), Value::Object(rule)) = (&mut spec, rule) {
+        spec.extend(rule);
+    }
+    json!({
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": pod::metadata(input, &labels::object_name(&input.name, component), Some(component)),
+        "spec": spec,
+    })
+}
+
+/// Pods of this cluster with one of `components`.
+fn peers(input: &BuildInput, components: &[Component]) -> Value {
+    json!({"podSelector": {
+        "matchLabels": {NAME: "vectron", INSTANCE: input.name},
+        "matchExpressions": [{
+            "key": COMPONENT,
+            "operator": "In",
+            "values": components.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+        }],
+    }})
+}
+
+fn tcp(port: i32) -> Value {
+    json!({"protocol": "TCP", "port": port})
+}
+
+/// Any pod in any namespace (clients, Prometheus).
+fn anyone() -> Value {
+    json!({"namespaceSelector": {}})
+}
+
+fn network_policy(input: &BuildInput, component: Component, ingress: Value) -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": pod::metadata(input, &labels::object_name(&input.name, component), Some(component)),
+        "spec": {
+            "podSelector": {"matchLabels": labels::selector(&input.name, component)},
+            "policyTypes": ["Ingress"],
+            "ingress": ingress,
+        },
+    })
+}
+
+pub(super) fn build(input: &BuildInput, desired: &mut Desired) {
+    let pd_quorum = input.spec.pd.replicas / 2 + 1;
+    let mut budgets = vec![
+        budget(input, Component::Pd, json!({"minAvailable": pd_quorum})),
+        budget(input, Component::Worker, json!({"maxUnavailable": 1})),
+        budget(input, Component::Gateway, json!({"maxUnavailable": 1})),
+    ];
+    if input.spec.auth.enabled {
+        budgets.push(budget(input, Component::Auth, json!({"maxUnavailable": 1})));
+    }
+    desired
+        .disruption_budgets
+        .extend(budgets.into_iter().map(typed));
+
+    let operator = json!({
+        "namespaceSelector": {},
+        "podSelector": {"matchLabels": {NAME: "vectron-operator"}},
+    });
+    let service = &input.spec.gateway.service;
+    let mut policies = vec![
+        network_policy(
+            input,
+            Component::Pd,
+            json!([
+                {"from": [peers(input, &Component::ALL), operator], "ports": [tcp(ports::PD)]},
+                {"from": [anyone()], "ports": [tcp(ports::PD_METRICS)]},
+            ]),
+        ),
+        network_policy(
+            input,
+            Component::Worker,
+            json!([{
+                "from": [peers(input, &[Component::Worker, Component::Gateway])],
+                "ports": [tcp(ports::WORKER)],
+            }]),
+        ),
+        network_policy(
+            input,
+            Component::Gateway,
+            json!([{
+                "from": [anyone()],
+                "ports": [tcp(service.http_port), tcp(service.grpc_port), tcp(ports::GATEWAY_METRICS)],
+            }]),
+        ),
+    ];
+    if input.spec.auth.enabled {
+        policies.push(network_policy(
+            input,
+            Component::Auth,
+            json!([{"from": [peers(input, &[Component::Gateway])], "ports": [tcp(ports::AUTH)]}]),
+        ));
+    }
+    desired
+        .network_policies
+        .extend(policies.into_iter().map(typed));
+}

@@ -1,0 +1,113 @@
+//! Checks a VectronCluster spec before anything is built: the apiserver
+//! enforces the CRD's schema and CEL rules, but an object may predate them
+//! or come from a test. Every error names the field. Pure.
+
+use crate::crd::{StorageSpec, VectronClusterSpec};
+
+/// Longest cluster name: `<name>-worker-headless` and pod host names must
+/// stay within the 63 characters of a DNS label.
+pub const MAX_CLUSTER_NAME: usize = 40;
+
+/// A field of the spec that is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidSpec {
+    /// JSON path of the field, e.g. `spec.pd.replicas`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> InvalidSpec {
+    InvalidSpec {
+        field: field.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Whether `s` is a Kubernetes quantity such as `10Gi`, `500M` or `1.5Gi`.
+pub fn is_quantity(s: &str) -> bool {
+    const SUFFIXES: [&str; 13] = [
+        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E", "",
+    ];
+    SUFFIXES.iter().any(|suffix| {
+        s.strip_suffix(suffix).is_some_and(|number| {
+            !number.is_empty()
+                && number.chars().all(|c| c.is_ascii_digit() || c == '.')
+                && number.chars().filter(|c| *c == '.').count() <= 1
+                && number.chars().next().is_some_and(|c| c.is_ascii_digit())
+        })
+    })
+}
+
+fn storage(field: &str, spec: &StorageSpec) -> Result<(), InvalidSpec> {
+    if !is_quantity(&spec.size) {
+        return Err(invalid(
+            &format!("{field}.size"),
+            format!("{:?} is not a quantity such as 10Gi", spec.size),
+        ));
+    }
+    if spec.storage_class_name.as_deref() == Some("") {
+        return Err(invalid(
+            &format!("{field}.storageClassName"),
+            "must not be empty; leave it out for the default class",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the cluster `name` and its `spec`.
+pub fn cluster(name: &str, spec: &VectronClusterSpec) -> Result<(), InvalidSpec> {
+    if name.len() > MAX_CLUSTER_NAME {
+        return Err(invalid(
+            "metadata.name",
+            format!(
+                "must be at most {MAX_CLUSTER_NAME} characters (pod host names derive from it)"
+            ),
+        ));
+    }
+    if spec.image.trim().is_empty() {
+        return Err(invalid("spec.image", "must name a container image"));
+    }
+    if spec.pd.replicas < 1 || spec.pd.replicas % 2 == 0 {
+        return Err(invalid(
+            "spec.pd.replicas",
+            format!(
+                "must be odd and at least 1 (a Raft group needs a majority), got {}",
+                spec.pd.replicas
+            ),
+        ));
+    }
+    if spec.workers.replicas < 1 {
+        return Err(invalid("spec.workers.replicas", "must be at least 1"));
+    }
+    if spec.gateway.replicas < 1 {
+        return Err(invalid("spec.gateway.replicas", "must be at least 1"));
+    }
+    storage("spec.pd.storage", &spec.pd.storage)?;
+    storage("spec.workers.storage", &spec.workers.storage)?;
+    let service = &spec.gateway.service;
+    for (field, port) in [
+        ("spec.gateway.service.httpPort", service.http_port),
+        ("spec.gateway.service.grpcPort", service.grpc_port),
+    ] {
+        if !(1..=65535).contains(&port) {
+            return Err(invalid(field, format!("{port} is not a port number")));
+        }
+    }
+    if service.http_port == service.grpc_port {
+        return Err(invalid(
+            "spec.gateway.service.grpcPort",
+            "must differ from httpPort",
+        ));
+    }
+    if let Some(secret) = &spec.auth.admin_password_secret_ref
+        && (secret.name.is_empty() || secret.key.is_empty())
+    {
+        return Err(invalid(
+            "spec.auth.adminPasswordSecretRef",
+            "needs both name and key",
+        ));
+    }
+    Ok(())
+}
