@@ -2,10 +2,16 @@
 //! (`crd`), their CRD documents (`crdgen`), and the reconcile pipeline of a
 //! VectronCluster — `validate` (pure) → `build` (pure) → apply → status.
 
+pub mod apply;
 pub mod build;
 pub mod crd;
 pub mod crdgen;
 pub mod labels;
+pub mod placement;
+pub mod reconcile;
+pub mod runtime;
+pub mod scale;
+pub mod status;
 pub mod validate;
 
 /// API group of Vectron's custom resources.

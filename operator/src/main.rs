@@ -1,5 +1,5 @@
 //! Entry point of `vectron-operator`: `crdgen` writes the CRDs; `run`
-//! reconciles clusters (not built yet: issue #6 continues).
+//! reconciles clusters.
 
 use std::process::ExitCode;
 
@@ -45,15 +45,27 @@ fn crdgen(out: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
+fn run(config: vectron_operator::runtime::RunConfig) -> Result<(), String> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("tokio runtime: {e}"))?;
+    runtime
+        .block_on(vectron_operator::runtime::run(config))
+        .map_err(|e| e.to_string())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     vectron_telemetry::init();
     let result = match cli.command {
         Command::Crdgen { out } => crdgen(&out),
-        Command::Run { .. } => Err(
-            "`vectron-operator run` is not implemented yet (the reconcile loop is tracked in issue #6)"
-                .to_owned(),
-        ),
+        Command::Run {
+            metrics_addr,
+            leader_election,
+            namespaces,
+        } => run(vectron_operator::runtime::RunConfig {
+            metrics_addr,
+            leader_election,
+            namespaces,
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,6 +6,8 @@
 //! them.
 
 mod config;
+
+pub use config::{ADMIN_PASSWORD_KEY, JWT_KEY, pd_endpoint};
 mod gateway;
 mod pd;
 mod pod;

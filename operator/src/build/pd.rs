@@ -135,7 +135,9 @@ pub(super) fn build(input: &BuildInput, desired: &mut Desired) {
             "selector": {"matchLabels": labels::selector(&input.name, component)},
             "template": pod::template(input, component, container, vec![tmp]),
             "volumeClaimTemplates": claims,
-            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+            // A PD pod scaled away has left the Raft group first; its old
+            // state must not come back with a later pod of that ordinal.
+            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Delete"},
         },
     })));
 }

@@ -1,0 +1,245 @@
+//! Reconciling one VectronCluster: validate → gather the facts to keep →
+//! decide scaling (PD members leave through PD's member API first; leaving
+//! workers are drained through PD and the StatefulSet shrinks only once PD
+//! reports them empty) → build → apply → remove drained workers from PD →
+//! status. An invalid spec changes nothing but the status.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::{Context, ReconcileError, Requeue};
+use crate::apply::Applier;
+use crate::build::{self, ADMIN_PASSWORD_KEY, BuildInput, JWT_KEY, Kept};
+use crate::crd::VectronCluster;
+use crate::labels::{self, Component};
+use crate::placement::Placement;
+use crate::scale::{self, WorkerScale};
+use crate::status::{self, Observed};
+
+fn random_hex(bytes: usize) -> Result<String, ReconcileError> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| ReconcileError::Random(e.to_string()))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+async fn secret_value(
+    api: &Api<Secret>,
+    name: &str,
+    key: &str,
+) -> Result<Option<String>, ReconcileError> {
+    Ok(api
+        .get_opt(name)
+        .await?
+        .and_then(|s| s.data)
+        .and_then(|d| {
+            d.get(key)
+                .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+        })
+        .filter(|v| !v.is_empty()))
+}
+
+fn founders(pd: &StatefulSet) -> Option<i32> {
+    let args = pd
+        .spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .first()?
+        .args
+        .as_ref()?;
+    let members = args
+        .iter()
+        .skip_while(|a| *a != "--initial-members")
+        .nth(1)?;
+    Some(members.split(',').count() as i32)
+}
+
+fn replicas(set: Option<&StatefulSet>) -> Option<i32> {
+    set.and_then(|s| s.spec.as_ref()).and_then(|s| s.replicas)
+}
+
+fn claims(
+    set: Option<&StatefulSet>,
+) -> Option<Vec<k8s_openapi::api::core::v1::PersistentVolumeClaim>> {
+    set.and_then(|s| s.spec.as_ref())
+        .and_then(|s| s.volume_claim_templates.clone())
+}
+
+/// Reconciles `cluster`; answers when to look again.
+pub async fn reconcile<P: Placement>(
+    cluster: &VectronCluster,
+    ctx: &Context<P>,
+) -> Result<Requeue, ReconcileError> {
+    let name = cluster
+        .metadata
+        .name
+        .clone()
+        .ok_or(ReconcileError::Incomplete("name"))?;
+    let namespace = cluster
+        .namespace()
+        .ok_or(ReconcileError::Incomplete("namespace"))?;
+    let uid = cluster
+        .metadata
+        .uid
+        .clone()
+        .ok_or(ReconcileError::Incomplete("uid"))?;
+    let clusters: Api<VectronCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut observed = Observed {
+        generation: cluster.meta().generation,
+        ..Observed::default()
+    };
+
+    if let Err(invalid) = crate::validate::cluster(&name, &cluster.spec) {
+        observed.invalid = Some(invalid.to_string());
+        write_status(&clusters, cluster, &observed, ctx).await?;
+        return Ok(Requeue(Duration::from_secs(300)));
+    }
+
+    let sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &namespace);
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let pd_set = sets
+        .get_opt(&labels::object_name(&name, Component::Pd))
+        .await?;
+    let worker_set = sets
+        .get_opt(&labels::object_name(&name, Component::Worker))
+        .await?;
+    let kept = Kept {
+        pd_founders: pd_set.as_ref().and_then(founders),
+        pd_claims: claims(pd_set.as_ref()),
+        worker_claims: claims(worker_set.as_ref()),
+        jwt_key: match secret_value(&secrets, &labels::jwt_secret_name(&name), JWT_KEY).await? {
+            Some(key) => key,
+            None => random_hex(32)?,
+        },
+        admin_password: match secret_value(
+            &secrets,
+            &labels::admin_secret_name(&name),
+            ADMIN_PASSWORD_KEY,
+        )
+        .await?
+        {
+            Some(password) => password,
+            None => random_hex(12)?,
+        },
+    };
+    let mut spec = cluster.spec.clone();
+    let input_for = |spec| BuildInput {
+        name: name.clone(),
+        namespace: namespace.clone(),
+        uid: uid.clone(),
+        spec,
+        kept: kept.clone(),
+    };
+    let endpoint = build::pd_endpoint(&input_for(spec.clone()));
+    let placement = (ctx.placement)(&endpoint);
+
+    // PD shrinks through its member API before its StatefulSet does.
+    if let Some(current) = replicas(pd_set.as_ref()) {
+        for node_id in scale::leaving_pd_members(current, spec.pd.replicas) {
+            placement.remove_member(node_id).await?;
+            tracing::info!(cluster = %name, node_id, "removed a PD member before scaling down");
+        }
+    }
+
+    // Workers shrink only once PD has moved every replica off them.
+    let current_workers = replicas(worker_set.as_ref());
+    let leaving = current_workers
+        .map(|current| scale::leaving_workers(&name, current, spec.workers.replicas))
+        .unwrap_or_default();
+    let mut held = std::collections::BTreeMap::new();
+    for worker in &leaving {
+        placement.drain_worker(worker).await?;
+        let info = placement.worker(worker).await?;
+        held.insert(worker.clone(), info.map(|i| i.replicas));
+    }
+    let decision = scale::worker_scale(&name, current_workers, spec.workers.replicas, |w| {
+        held.get(w).copied().flatten()
+    });
+    if let WorkerScale::WaitForDrain { keep, waiting } = &decision {
+        spec.workers.replicas = *keep;
+        observed.draining = waiting.clone();
+    }
+
+    let desired = build::desired(&input_for(spec.clone()));
+    Applier::new(ctx.client.clone(), &namespace, &name)
+        .apply_desired(&desired)
+        .await?;
+
+    if let WorkerScale::Shrink { leaving } = &decision {
+        for worker in leaving {
+            placement.remove_worker(worker).await?;
+            tracing::info!(cluster = %name, worker, "drained worker removed from PD");
+        }
+    }
+
+    observe_readiness(&ctx.client, &namespace, &name, &spec, &mut observed).await?;
+    observed.endpoint = Some(format!(
+        "http://{}.{namespace}.svc:{}",
+        labels::object_name(&name, Component::Gateway),
+        spec.gateway.service.http_port
+    ));
+    write_status(&clusters, cluster, &observed, ctx).await?;
+    let settled = observed.draining.is_empty()
+        && [observed.pd, observed.workers, observed.gateway]
+            .iter()
+            .all(|(want, ready)| ready >= want);
+    Ok(Requeue(Duration::from_secs(if settled { 60 } else { 10 })))
+}
+
+async fn observe_readiness(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    spec: &crate::crd::VectronClusterSpec,
+    observed: &mut Observed,
+) -> Result<(), ReconcileError> {
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let ready_set = |set: Option<StatefulSet>| {
+        set.and_then(|s| s.status)
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0)
+    };
+    let pd = sets
+        .get_opt(&labels::object_name(name, Component::Pd))
+        .await?;
+    let workers = sets
+        .get_opt(&labels::object_name(name, Component::Worker))
+        .await?;
+    let gateway = deployments
+        .get_opt(&labels::object_name(name, Component::Gateway))
+        .await?
+        .and_then(|d| d.status)
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0);
+    observed.pd = (spec.pd.replicas, ready_set(pd));
+    observed.workers = (spec.workers.replicas, ready_set(workers));
+    observed.gateway = (spec.gateway.replicas, gateway);
+    Ok(())
+}
+
+async fn write_status<P: Placement>(
+    api: &Api<VectronCluster>,
+    cluster: &VectronCluster,
+    observed: &Observed,
+    ctx: &Context<P>,
+) -> Result<(), ReconcileError> {
+    let status = status::cluster_status(cluster.status.as_ref(), observed, &(ctx.now)());
+    if cluster.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    api.patch_status(
+        &cluster.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": status})),
+    )
+    .await?;
+    Ok(())
+}

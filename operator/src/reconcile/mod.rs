@@ -1,0 +1,62 @@
+//! The reconcile of each resource kind, and what they share: the context
+//! (Kubernetes client, a way to reach a cluster's PD, a clock) and the
+//! error type. Each reconcile is callable directly, which is how the tests
+//! drive it against an in-memory API.
+
+pub mod cluster;
+pub mod collection;
+
+use std::time::Duration;
+
+use kube::Client;
+
+use crate::apply::ApplyError;
+use crate::placement::{Placement, PlacementError};
+
+/// What a reconcile needs.
+pub struct Context<P: Placement> {
+    /// The Kubernetes API.
+    pub client: Client,
+    /// A PD client for the PD Service at an endpoint (`host:port`).
+    pub placement: Box<dyn Fn(&str) -> P + Send + Sync>,
+    /// The current time as RFC 3339 (a parameter so tests pin it).
+    pub now: fn() -> String,
+}
+
+/// Why a reconcile failed (it is retried with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// Writing cluster objects failed.
+    #[error(transparent)]
+    Apply(#[from] Box<ApplyError>),
+    /// Reading or patching a resource failed.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// PD failed.
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
+    /// The object lacks a name, namespace or uid.
+    #[error("object without {0}")]
+    Incomplete(&'static str),
+    /// No randomness for a generated secret.
+    #[error("cannot generate a secret: {0}")]
+    Random(String),
+}
+
+impl From<ApplyError> for ReconcileError {
+    fn from(error: ApplyError) -> Self {
+        ReconcileError::Apply(Box::new(error))
+    }
+}
+
+/// When to look at a resource again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Requeue(pub Duration);
+
+/// Now, as RFC 3339 with seconds, from the system clock.
+pub fn system_now() -> String {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    k8s_openapi::jiff::Timestamp::from_second(now.as_second())
+        .unwrap_or(now)
+        .to_string()
+}

@@ -1,0 +1,316 @@
+//! `vectron-operator run`: leader election on a Lease, the two controllers
+//! (VectronCluster, owning its StatefulSets, Deployments and Services;
+//! Collection), `/metrics` and `/healthz`, and graceful shutdown on
+//! SIGTERM. Wiring only; the decisions live in `reconcile`. Does network
+//! I/O (the Kubernetes API, PD, one HTTP listener).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::api::{Api, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Client, Resource};
+use tracing::{info, warn};
+
+use crate::crd::{Collection, VectronCluster};
+use crate::placement::GrpcPlacement;
+use crate::reconcile::{self, Context, ReconcileError};
+
+/// How `run` is configured.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Where `/metrics` and `/healthz` are served.
+    pub metrics_addr: SocketAddr,
+    /// Whether to hold a Lease before reconciling.
+    pub leader_election: bool,
+    /// Namespaces to watch; all when empty.
+    pub namespaces: Vec<String>,
+}
+
+/// Why the operator stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// No Kubernetes configuration (in-cluster or kubeconfig).
+    #[error("kubernetes client: {0}")]
+    Client(#[from] kube::Error),
+    /// The metrics listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The Lease was lost; another replica leads now.
+    #[error("lost the leader Lease")]
+    LostLease,
+}
+
+/// Reconcile counters and durations by kind and outcome.
+#[derive(Default)]
+pub struct Metrics {
+    counts: Mutex<BTreeMap<(&'static str, String), u64>>,
+    seconds: Mutex<BTreeMap<&'static str, (f64, u64)>>,
+}
+
+impl Metrics {
+    fn record(&self, kind: &'static str, outcome: String, took: Duration) {
+        *self
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((kind, outcome))
+            .or_default() += 1;
+        let mut seconds = self.seconds.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = seconds.entry(kind).or_default();
+        entry.0 += took.as_secs_f64();
+        entry.1 += 1;
+    }
+
+    /// The Prometheus text page.
+    pub fn render(&self) -> String {
+        let mut out = String::from(
+            "# HELP vectron_operator_reconciles_total Reconciles by kind and outcome (ok or the failure reason).\n\
+             # TYPE vectron_operator_reconciles_total counter\n",
+        );
+        for ((kind, outcome), n) in self.counts.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            out.push_str(&format!(
+                "vectron_operator_reconciles_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} {n}\n"
+            ));
+        }
+        out.push_str(
+            "# HELP vectron_operator_reconcile_seconds Time spent reconciling.\n\
+             # TYPE vectron_operator_reconcile_seconds summary\n",
+        );
+        for (kind, (sum, count)) in self
+            .seconds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            out.push_str(&format!(
+                "vectron_operator_reconcile_seconds_sum{{kind=\"{kind}\"}} {sum}\n\
+                 vectron_operator_reconcile_seconds_count{{kind=\"{kind}\"}} {count}\n"
+            ));
+        }
+        out
+    }
+}
+
+fn outcome(result: &Result<reconcile::Requeue, ReconcileError>) -> String {
+    match result {
+        Ok(_) => "ok".into(),
+        Err(ReconcileError::Apply(_)) => "apply".into(),
+        Err(ReconcileError::Kube(_)) => "kube".into(),
+        Err(ReconcileError::Placement(_)) => "pd".into(),
+        Err(ReconcileError::Incomplete(_)) => "incomplete".into(),
+        Err(ReconcileError::Random(_)) => "random".into(),
+    }
+}
+
+struct Shared {
+    ctx: Context<GrpcPlacement>,
+    metrics: Arc<Metrics>,
+}
+
+async fn serve_metrics(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<(), RunError> {
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| RunError::Bind { addr, source })?;
+    let app = axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move { metrics.render() }
+            }),
+        );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            warn!(error = %e, "metrics listener failed");
+        }
+    });
+    Ok(())
+}
+
+const LEASE_NAME: &str = "vectron-operator";
+const LEASE_SECONDS: i32 = 15;
+
+/// Takes (or renews) the Lease for `identity`; `false` when another holder's
+/// lease is still valid.
+async fn try_lease(api: &Api<Lease>, identity: &str) -> Result<bool, kube::Error> {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let existing = api.get_opt(LEASE_NAME).await?;
+    let mut lease = existing.clone().unwrap_or_default();
+    let spec = lease.spec.get_or_insert_with(Default::default);
+    let expired = spec.renew_time.as_ref().is_none_or(|MicroTime(at)| {
+        now.duration_since(*at).as_secs() > i64::from(spec.lease_duration_seconds.unwrap_or(0))
+    });
+    let mine = spec.holder_identity.as_deref() == Some(identity);
+    if !mine && !expired {
+        return Ok(false);
+    }
+    spec.holder_identity = Some(identity.to_owned());
+    spec.lease_duration_seconds = Some(LEASE_SECONDS);
+    spec.renew_time = Some(MicroTime(now));
+    if !mine {
+        spec.acquire_time = Some(MicroTime(now));
+    }
+    lease.metadata.name = Some(LEASE_NAME.to_owned());
+    match existing {
+        // `replace` carries the resourceVersion: a concurrent taker loses.
+        Some(_) => {
+            api.replace(LEASE_NAME, &PostParams::default(), &lease)
+                .await?
+        }
+        None => api.create(&PostParams::default(), &lease).await?,
+    };
+    Ok(true)
+}
+
+async fn lead(client: Client) -> Result<(), RunError> {
+    let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into());
+    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| "vectron-operator".into());
+    let api: Api<Lease> = Api::namespaced(client, &namespace);
+    loop {
+        match try_lease(&api, &identity).await {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => warn!(error = %e, "leader election"),
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    info!(identity, "holding the leader Lease");
+    tokio::spawn(async move {
+        let mut renewed = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            match try_lease(&api, &identity).await {
+                Ok(true) => renewed = Instant::now(),
+                Ok(false) | Err(_)
+                    if renewed.elapsed() > Duration::from_secs(LEASE_SECONDS as u64) =>
+                {
+                    // Another replica may lead now: stop before two reconcile.
+                    tracing::error!("{}", RunError::LostLease);
+                    std::process::exit(1);
+                }
+                _ => {}
+            }
+        }
+    });
+    Ok(())
+}
+
+fn api_for<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Runs the operator until SIGTERM.
+pub async fn run(config: RunConfig) -> Result<(), RunError> {
+    let client = Client::try_default().await?;
+    let metrics = Arc::new(Metrics::default());
+    serve_metrics(config.metrics_addr, metrics.clone()).await?;
+    if config.leader_election {
+        lead(client.clone()).await?;
+    }
+    let shared = Arc::new(Shared {
+        ctx: Context {
+            client: client.clone(),
+            placement: Box::new(|endpoint: &str| GrpcPlacement::new(endpoint)),
+            now: reconcile::system_now,
+        },
+        metrics,
+    });
+    let namespaces: Vec<Option<String>> = if config.namespaces.is_empty() {
+        vec![None]
+    } else {
+        config.namespaces.into_iter().map(Some).collect()
+    };
+    let mut controllers = Vec::new();
+    for namespace in &namespaces {
+        let ns = namespace.as_deref();
+        let clusters = Controller::new(
+            api_for::<VectronCluster>(&client, ns),
+            watcher::Config::default(),
+        )
+        .owns(
+            api_for::<StatefulSet>(&client, ns),
+            watcher::Config::default(),
+        )
+        .owns(
+            api_for::<Deployment>(&client, ns),
+            watcher::Config::default(),
+        )
+        .owns(api_for::<Service>(&client, ns), watcher::Config::default())
+        .graceful_shutdown_on(shutdown_signal())
+        .run(
+            |object, shared: Arc<Shared>| async move {
+                let started = Instant::now();
+                let result = reconcile::cluster::reconcile(&object, &shared.ctx).await;
+                shared
+                    .metrics
+                    .record("VectronCluster", outcome(&result), started.elapsed());
+                result.map(|r| Action::requeue(r.0))
+            },
+            |_, error, _| {
+                warn!(%error, "VectronCluster reconcile failed; retrying");
+                Action::requeue(Duration::from_secs(10))
+            },
+            shared.clone(),
+        )
+        .for_each(|_| async {});
+        let collections = Controller::new(
+            api_for::<Collection>(&client, ns),
+            watcher::Config::default(),
+        )
+        .graceful_shutdown_on(shutdown_signal())
+        .run(
+            |object, shared: Arc<Shared>| async move {
+                let started = Instant::now();
+                let result = reconcile::collection::reconcile(&object, &shared.ctx).await;
+                shared
+                    .metrics
+                    .record("Collection", outcome(&result), started.elapsed());
+                result.map(|r| Action::requeue(r.0))
+            },
+            |_, error, _| {
+                warn!(%error, "Collection reconcile failed; retrying");
+                Action::requeue(Duration::from_secs(10))
+            },
+            shared.clone(),
+        )
+        .for_each(|_| async {});
+        controllers.push(Box::pin(async move {
+            futures::join!(clusters, collections);
+        }));
+    }
+    info!(namespaces = ?namespaces, "reconciling");
+    futures::future::join_all(controllers).await;
+    info!("operator stopped");
+    Ok(())
+}

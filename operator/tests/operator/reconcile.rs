@@ -1,0 +1,497 @@
+//! The reconciles against an in-memory Kubernetes API (kube-fake-client,
+//! which has no watch: the tests call reconcile directly) and a fake PD:
+//! creation, spec changes, a worker scale-down that waits for PD's drain,
+//! an invalid spec, and a Collection's create / ready / delete with its
+//! finalizer.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Secret;
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
+use kube_fake_client::ClientBuilder;
+use serde_json::json;
+use vectron_operator::crd::{ClusterPhase, Collection, CollectionPhase, VectronCluster};
+use vectron_operator::placement::{
+    CollectionInfo, NewCollection, Placement, PlacementError, WorkerInfo,
+};
+use vectron_operator::reconcile::{Context, cluster, collection};
+
+use crate::fixtures;
+
+/// What the fake PD holds and what it was asked.
+#[derive(Default)]
+struct PdState {
+    workers: BTreeMap<String, u32>,
+    collections: BTreeMap<String, CollectionInfo>,
+    calls: Vec<String>,
+}
+
+#[derive(Clone, Default)]
+struct FakePd(Arc<Mutex<PdState>>);
+
+impl FakePd {
+    fn state(&self) -> std::sync::MutexGuard<'_, PdState> {
+        self.0.lock().expect("fake PD lock")
+    }
+    fn calls(&self) -> Vec<String> {
+        self.state().calls.clone()
+    }
+}
+
+impl Placement for FakePd {
+    async fn drain_worker(&self, name: &str) -> Result<(), PlacementError> {
+        self.state().calls.push(format!("drain {name}"));
+        Ok(())
+    }
+    async fn worker(&self, name: &str) -> Result<Option<WorkerInfo>, PlacementError> {
+        Ok(self.state().workers.get(name).map(|r| WorkerInfo {
+            replicas: *r,
+            draining: true,
+        }))
+    }
+    async fn remove_worker(&self, name: &str) -> Result<(), PlacementError> {
+        let mut state = self.state();
+        state.calls.push(format!("remove {name}"));
+        state.workers.remove(name);
+        Ok(())
+    }
+    async fn remove_member(&self, node_id: u64) -> Result<(), PlacementError> {
+        self.state().calls.push(format!("remove member {node_id}"));
+        Ok(())
+    }
+    async fn create_collection(&self, spec: &NewCollection) -> Result<(), PlacementError> {
+        let mut state = self.state();
+        state
+            .calls
+            .push(format!("create {} dim {}", spec.name, spec.dimension));
+        state.collections.insert(
+            spec.name.clone(),
+            CollectionInfo {
+                shards: spec.shards,
+                shards_ready: 0,
+                points: 0,
+            },
+        );
+        Ok(())
+    }
+    async fn collection(&self, name: &str) -> Result<Option<CollectionInfo>, PlacementError> {
+        Ok(self.state().collections.get(name).cloned())
+    }
+    async fn drop_collection(&self, name: &str) -> Result<(), PlacementError> {
+        let mut state = self.state();
+        state.calls.push(format!("drop {name}"));
+        state.collections.remove(name);
+        Ok(())
+    }
+}
+
+fn now() -> String {
+    "2026-11-23T12:00:00Z".into()
+}
+
+fn context(client: Client, pd: &FakePd) -> Context<FakePd> {
+    let pd = pd.clone();
+    Context {
+        client,
+        placement: Box::new(move |_endpoint| pd.clone()),
+        now,
+    }
+}
+
+async fn client_with(objects: Vec<serde_json::Value>) -> Client {
+    ClientBuilder::new()
+        .with_resource::<VectronCluster>()
+        .with_resource::<Collection>()
+        .with_runtime_objects(objects)
+        .build()
+        .await
+        .expect("fake client")
+}
+
+fn fixture_json(name: &str) -> serde_json::Value {
+    serde_json::to_value(fixtures::cluster(name)).expect("json")
+}
+
+async fn get_cluster(client: &Client, ns: &str, name: &str) -> VectronCluster {
+    Api::<VectronCluster>::namespaced(client.clone(), ns)
+        .get(name)
+        .await
+        .expect("cluster")
+}
+
+async fn stateful_set(client: &Client, ns: &str, name: &str) -> Option<StatefulSet> {
+    Api::<StatefulSet>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+        .expect("get stateful set")
+}
+
+fn replicas(set: &StatefulSet) -> i32 {
+    set.spec.as_ref().and_then(|s| s.replicas).unwrap_or(-1)
+}
+
+async fn set_workers(client: &Client, replicas: i32) {
+    Api::<VectronCluster>::namespaced(client.clone(), "search")
+        .patch(
+            "vec",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"workers": {"replicas": replicas}}})),
+        )
+        .await
+        .expect("patch spec");
+}
+
+#[tokio::test]
+async fn creating_a_cluster_writes_its_objects_and_a_status() {
+    let client = client_with(vec![fixture_json("minimal.yaml")]).await;
+    let pd = FakePd::default();
+    let ctx = context(client.clone(), &pd);
+    let vc = get_cluster(&client, "search", "vec").await;
+    cluster::reconcile(&vc, &ctx).await.expect("reconcile");
+
+    let pd_set = stateful_set(&client, "search", "vec-pd")
+        .await
+        .expect("PD set");
+    assert_eq!(replicas(&pd_set), 3);
+    let workers = stateful_set(&client, "search", "vec-worker")
+        .await
+        .expect("workers");
+    assert_eq!(replicas(&workers), 3);
+    let gateway = Api::<Deployment>::namespaced(client.clone(), "search")
+        .get("vec-gateway")
+        .await
+        .expect("gateway");
+    assert_eq!(gateway.spec.and_then(|s| s.replicas), Some(2));
+    let status = get_cluster(&client, "search", "vec")
+        .await
+        .status
+        .expect("status");
+    assert_eq!(status.phase, ClusterPhase::Creating);
+    assert_eq!(status.observed_generation, Some(1));
+    let progressing = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Progressing")
+        .expect("Progressing");
+    assert_eq!(
+        (progressing.status.as_str(), progressing.reason.as_str()),
+        ("True", "PodsStarting")
+    );
+    assert!(
+        pd.calls().is_empty(),
+        "creation asks PD nothing: {:?}",
+        pd.calls()
+    );
+}
+
+#[tokio::test]
+async fn a_spec_change_updates_objects_and_keeps_generated_secrets() {
+    let client = client_with(vec![fixture_json("minimal.yaml")]).await;
+    let pd = FakePd::default();
+    let ctx = context(client.clone(), &pd);
+    cluster::reconcile(&get_cluster(&client, "search", "vec").await, &ctx)
+        .await
+        .expect("first reconcile");
+    let secrets = Api::<Secret>::namespaced(client.clone(), "search");
+    let key_before = secrets.get("vec-jwt").await.expect("jwt").data;
+
+    Api::<VectronCluster>::namespaced(client.clone(), "search")
+        .patch(
+            "vec",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"gateway": {"replicas": 4}, "workers": {"replicas": 5}}}),
+            ),
+        )
+        .await
+        .expect("patch spec");
+    cluster::reconcile(&get_cluster(&client, "search", "vec").await, &ctx)
+        .await
+        .expect("second reconcile");
+    let gateway = Api::<Deployment>::namespaced(client.clone(), "search")
+        .get("vec-gateway")
+        .await
+        .expect("gateway");
+    assert_eq!(gateway.spec.and_then(|s| s.replicas), Some(4));
+    let workers = stateful_set(&client, "search", "vec-worker")
+        .await
+        .expect("workers");
+    assert_eq!(replicas(&workers), 5, "scale-up needs no drain");
+    let key_after = secrets.get("vec-jwt").await.expect("jwt").data;
+    assert_eq!(key_before, key_after, "the JWT key survives reconciles");
+}
+
+#[tokio::test]
+async fn scaling_workers_down_waits_for_pd_to_drain_them() {
+    let client = client_with(vec![fixture_json("minimal.yaml")]).await;
+    let pd = FakePd::default();
+    let ctx = context(client.clone(), &pd);
+    set_workers(&client, 5).await;
+    cluster::reconcile(&get_cluster(&client, "search", "vec").await, &ctx)
+        .await
+        .expect("at five");
+    {
+        let mut state = pd.state();
+        for (worker, held) in [
+            ("vec-worker-0", 4),
+            ("vec-worker-3", 0),
+            ("vec-worker-4", 2),
+        ] {
+            state.workers.insert(worker.into(), held);
+        }
+    }
+
+    set_workers(&client, 3).await;
+    cluster::reconcile(&get_cluster(&client, "search", "vec").await, &ctx)
+        .await
+        .expect("drain round");
+    let workers = stateful_set(&client, "search", "vec-worker")
+        .await
+        .expect("workers");
+    assert_eq!(
+        replicas(&workers),
+        5,
+        "no pod goes while worker-4 holds replicas"
+    );
+    assert_eq!(pd.calls(), ["drain vec-worker-4", "drain vec-worker-3"]);
+    let status = get_cluster(&client, "search", "vec")
+        .await
+        .status
+        .expect("status");
+    assert_eq!(status.phase, ClusterPhase::Scaling);
+    assert_eq!(
+        status.workers.as_ref().map(|w| w.draining.clone()),
+        Some(vec!["vec-worker-4".to_owned()])
+    );
+    let progressing = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Progressing")
+        .expect("Progressing");
+    assert_eq!(progressing.reason, "DrainingWorkers");
+
+    pd.state().workers.insert("vec-worker-4".into(), 0);
+    cluster::reconcile(&get_cluster(&client, "search", "vec").await, &ctx)
+        .await
+        .expect("shrink round");
+    let workers = stateful_set(&client, "search", "vec-worker")
+        .await
+        .expect("workers");
+    assert_eq!(replicas(&workers), 3);
+    let calls = pd.calls();
+    assert!(
+        calls.contains(&"remove vec-worker-4".to_owned()),
+        "{calls:?}"
+    );
+    assert!(
+        calls.contains(&"remove vec-worker-3".to_owned()),
+        "{calls:?}"
+    );
+    assert!(
+        !calls.iter().any(|c| c.contains("vec-worker-0")),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_spec_is_reported_and_nothing_else_changes() {
+    let client = client_with(vec![fixture_json("invalid.yaml")]).await;
+    let pd = FakePd::default();
+    let ctx = context(client.clone(), &pd);
+    cluster::reconcile(&get_cluster(&client, "search", "broken").await, &ctx)
+        .await
+        .expect("reconcile");
+    assert!(stateful_set(&client, "search", "broken-pd").await.is_none());
+    assert!(
+        Api::<Secret>::namespaced(client.clone(), "search")
+            .get_opt("broken-jwt")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    let status = get_cluster(&client, "search", "broken")
+        .await
+        .status
+        .expect("status");
+    assert_eq!(status.phase, ClusterPhase::Degraded);
+    let degraded = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .expect("Degraded");
+    assert_eq!(degraded.status, "True");
+    assert_eq!(degraded.reason, "InvalidSpec");
+    assert!(
+        degraded.message.contains("spec.pd.replicas"),
+        "{}",
+        degraded.message
+    );
+}
+
+fn collection_json(extra_meta: serde_json::Value) -> serde_json::Value {
+    let mut meta = json!({"name": "docs", "namespace": "search", "uid": "c-1", "generation": 1});
+    if let (Some(meta), Some(extra)) = (meta.as_object_mut(), extra_meta.as_object()) {
+        meta.extend(extra.clone());
+    }
+    json!({
+        "apiVersion": "vectron.io/v1alpha1",
+        "kind": "Collection",
+        "metadata": meta,
+        "spec": {"cluster": "vec", "dimension": 384, "metric": "cosine", "shards": 4},
+    })
+}
+
+async fn get_collection(client: &Client) -> Option<Collection> {
+    Api::<Collection>::namespaced(client.clone(), "search")
+        .get_opt("docs")
+        .await
+        .expect("get collection")
+}
+
+#[tokio::test]
+async fn a_collection_is_created_becomes_ready_and_is_dropped_on_delete() {
+    let client = client_with(vec![
+        fixture_json("minimal.yaml"),
+        collection_json(json!({})),
+    ])
+    .await;
+    let pd = FakePd::default();
+    let ctx = context(client.clone(), &pd);
+    let docs = get_collection(&client).await.expect("collection");
+    collection::reconcile(&docs, &ctx).await.expect("create");
+    let docs = get_collection(&client).await.expect("collection");
+    assert!(
+        docs.metadata
+            .finalizers
+            .iter()
+            .flatten()
+            .any(|f| f == collection::FINALIZER)
+    );
+    assert_eq!(pd.calls(), ["create docs dim 384"]);
+    assert_eq!(
+        docs.status.as_ref().map(|s| s.phase),
+        Some(CollectionPhase::Creating)
+    );
+
+    if let Some(info) = pd.state().collections.get_mut("docs") {
+        info.shards_ready = 4;
+        info.points = 1234;
+    }
+    collection::reconcile(&docs, &ctx).await.expect("ready");
+    let status = get_collection(&client)
+        .await
+        .and_then(|c| c.status)
+        .expect("status");
+    assert_eq!(status.phase, CollectionPhase::Ready);
+    assert_eq!((status.shards_ready, status.points), (4, 1234));
+    assert_eq!(
+        pd.calls().len(),
+        1,
+        "a ready collection is not created again"
+    );
+
+    // Deletion requested: the apiserver set the timestamp; the finalizer
+    // holds the object until the collection is dropped in PD.
+    let deleting = client_with(vec![
+        fixture_json("minimal.yaml"),
+        collection_json(json!({
+            "finalizers": [collection::FINALIZER],
+            "deletionTimestamp": "2026-11-23T12:00:00Z",
+        })),
+    ])
+    .await;
+    let ctx = context(deleting.clone(), &pd);
+    let docs = get_collection(&deleting)
+        .await
+        .expect("collection being deleted");
+    collection::reconcile(&docs, &ctx).await.expect("delete");
+    assert_eq!(pd.calls().last().map(String::as_str), Some("drop docs"));
+    let left = get_collection(&deleting).await;
+    assert!(
+        left.is_none_or(|c| c.metadata.finalizers.unwrap_or_default().is_empty()),
+        "the finalizer is released"
+    );
+}
+
+#[tokio::test]
+async fn a_collection_without_its_cluster_says_so() {
+    let client = client_with(vec![collection_json(json!({}))]).await;
+    let pd = FakePd::default();
+    let ctx = context(client.clone(), &pd);
+    let docs = get_collection(&client).await.expect("collection");
+    collection::reconcile(&docs, &ctx).await.expect("reconcile");
+    let status = get_collection(&client)
+        .await
+        .and_then(|c| c.status)
+        .expect("status");
+    assert_eq!(status.phase, CollectionPhase::Pending);
+    assert_eq!(status.conditions[0].reason, "ClusterNotFound");
+    assert!(status.conditions[0].message.contains("\"vec\""));
+    assert!(pd.calls().is_empty());
+}
+
+#[tokio::test]
+async fn scaling_pd_down_removes_members_before_the_stateful_set_shrinks() {
+    let client = client_with(vec![fixture_json("minimal.yaml")]).await;
+    let pd = FakePd::default();
+    let ctx = context(client.clone(), &pd);
+    let set_pd = |replicas: i32| {
+        let client = client.clone();
+        async move {
+            Api::<VectronCluster>::namespaced(client, "search")
+                .patch(
+                    "vec",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"pd": {"replicas": replicas}}})),
+                )
+                .await
+                .expect("patch spec");
+        }
+    };
+    cluster::reconcile(&get_cluster(&client, "search", "vec").await, &ctx)
+        .await
+        .expect("at three");
+    set_pd(5).await;
+    cluster::reconcile(&get_cluster(&client, "search", "vec").await, &ctx)
+        .await
+        .expect("at five");
+    let pd_set = stateful_set(&client, "search", "vec-pd")
+        .await
+        .expect("PD set");
+    assert_eq!(replicas(&pd_set), 5);
+    assert!(
+        pd.calls().is_empty(),
+        "growing PD needs no member call: {:?}",
+        pd.calls()
+    );
+    set_pd(3).await;
+    cluster::reconcile(&get_cluster(&client, "search", "vec").await, &ctx)
+        .await
+        .expect("back to three");
+    assert_eq!(pd.calls(), ["remove member 5", "remove member 4"]);
+    let pd_set = stateful_set(&client, "search", "vec-pd")
+        .await
+        .expect("PD set");
+    assert_eq!(replicas(&pd_set), 3);
+    let args = pd_set
+        .spec
+        .and_then(|s| s.template.spec)
+        .map(|p| p.containers[0].args.clone());
+    let members = args
+        .flatten()
+        .and_then(|a| {
+            a.iter()
+                .skip_while(|x| *x != "--initial-members")
+                .nth(1)
+                .cloned()
+        })
+        .expect("initial members");
+    assert_eq!(
+        members.matches('=').count(),
+        3,
+        "the founders never change: {members}"
+    );
+}
