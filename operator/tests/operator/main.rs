@@ -7,3 +7,4 @@ mod builders;
 mod crds;
 mod fixtures;
 mod reconcile;
+mod traffic;

@@ -145,6 +145,21 @@ pub struct Playground {
     pub children: Vec<PlaygroundChild>,
 }
 
+/// A candidate first port of a playground's block, below Linux's ephemeral
+/// range (32768 and up): there, an outgoing connection of the playground's
+/// own processes cannot take a port of the block between the check and the
+/// child's bind. Kept apart from `free_port`'s range.
+fn port_block_candidate(attempt: u32) -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let seed =
+        u64::from(std::process::id()) * 7_919 + u64::from(nanos) + u64::from(attempt) * 104_729;
+    // 20000..23960: clear of `free_port`'s range and of the ephemeral one.
+    20_000 + (seed % 3_960) as u16
+}
+
 fn ports_free(base: u16, span: u16) -> bool {
     (0..span).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())
 }
@@ -165,7 +180,7 @@ impl Playground {
     /// child inherits (e.g. `VECTRON_DOWN_TIMEOUT_SECS`).
     pub fn start_with_env(pd: u32, workers: u32, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let base = (0..50)
-            .map(|_| free_port().clamp(20_000, 55_000))
+            .map(port_block_candidate)
             .find(|&b| ports_free(b, 40))
             .expect("a free block of 40 loopback ports");
         let dir = tempfile::tempdir().expect("temp dir");

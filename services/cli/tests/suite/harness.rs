@@ -29,12 +29,27 @@ pub async fn worker_client(
         })
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago, below Linux's ephemeral
+/// range (32768 and up) so that no outgoing connection takes it before the
+/// process it is meant for binds it. Ports are handed out in turn from a
+/// per-process starting point, so two calls never return the same one.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(2_654_435_761) % 8_000;
+    for _ in 0..8_000 {
+        let offset = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % 8_000;
+        // 24000..32000: below the ephemeral range, above the playground
+        // blocks' usual start.
+        let port = 24_000 + offset as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .expect("bind an ephemeral loopback port")
+        .expect("bind a loopback port")
 }
 
 /// Polls `check` every 100 ms until it returns `Some` or `timeout` passes.
