@@ -243,6 +243,13 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
             client: client.clone(),
             placement: Box::new(|endpoint: &str| GrpcPlacement::new(endpoint)),
             now: reconcile::system_now,
+            events: Some(kube::runtime::events::Recorder::new(
+                client.clone(),
+                kube::runtime::events::Reporter {
+                    controller: "vectron-operator".into(),
+                    instance: std::env::var("POD_NAME").ok(),
+                },
+            )),
         },
         metrics,
     });

@@ -235,6 +235,20 @@ async fn write_status<P: Placement>(
     if cluster.status.as_ref() == Some(&status) {
         return Ok(());
     }
+    if cluster.status.as_ref().map(|s| s.phase) != Some(status.phase) {
+        let degraded = status.conditions.iter().find(|c| c.type_ == "Degraded");
+        let progressing = status.conditions.iter().find(|c| c.type_ == "Progressing");
+        let (warning, reason, note) = match (degraded, progressing) {
+            (Some(d), _) if d.status == "True" => (true, d.reason.clone(), d.message.clone()),
+            (_, Some(p)) if p.status == "True" => (false, p.reason.clone(), p.message.clone()),
+            _ => (
+                false,
+                format!("{:?}", status.phase),
+                "every role is ready".into(),
+            ),
+        };
+        ctx.event(cluster, warning, &reason, note).await;
+    }
     api.patch_status(
         &cluster.name_any(),
         &PatchParams::default(),

@@ -151,6 +151,17 @@ pub async fn reconcile<P: Placement>(
             if reason == "InvalidSpec" { 300 } else { 15 }
         }
     };
+    if collection.status.as_ref().map(|s| s.phase) != Some(status.phase)
+        && let Some(c) = status.conditions.first()
+    {
+        let warning = matches!(
+            status.phase,
+            CollectionPhase::Failed | CollectionPhase::Degraded
+        ) || c.reason == "ClusterNotFound"
+            || c.reason == "PdUnreachable";
+        ctx.event(collection, warning, &c.reason, c.message.clone())
+            .await;
+    }
     if collection.status.as_ref() != Some(&status) {
         api.patch_status(
             &name,

@@ -21,6 +21,35 @@ pub struct Context<P: Placement> {
     pub placement: Box<dyn Fn(&str) -> P + Send + Sync>,
     /// The current time as RFC 3339 (a parameter so tests pin it).
     pub now: fn() -> String,
+    /// Publishes Kubernetes Events on phase changes; `None` publishes none.
+    pub events: Option<kube::runtime::events::Recorder>,
+}
+
+impl<P: Placement> Context<P> {
+    /// Publishes an Event about `object` (best effort: a failure is logged,
+    /// never fails the reconcile).
+    pub async fn event<K>(&self, object: &K, warning: bool, reason: &str, note: String)
+    where
+        K: kube::Resource<DynamicType = ()>,
+    {
+        let Some(recorder) = &self.events else {
+            return;
+        };
+        let event = kube::runtime::events::Event {
+            type_: if warning {
+                kube::runtime::events::EventType::Warning
+            } else {
+                kube::runtime::events::EventType::Normal
+            },
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = recorder.publish(&event, &object.object_ref(&())).await {
+            tracing::warn!(error = %e, reason, "cannot publish an event");
+        }
+    }
 }
 
 /// Why a reconcile failed (it is retried with backoff).

@@ -98,6 +98,7 @@ fn context(client: Client, pd: &FakePd) -> Context<FakePd> {
         client,
         placement: Box::new(move |_endpoint| pd.clone()),
         now,
+        events: None,
     }
 }
 
@@ -493,5 +494,49 @@ async fn scaling_pd_down_removes_members_before_the_stateful_set_shrinks() {
         members.matches('=').count(),
         3,
         "the founders never change: {members}"
+    );
+}
+
+#[tokio::test]
+async fn phase_changes_are_published_as_events() {
+    let client = ClientBuilder::new()
+        .with_resource::<VectronCluster>()
+        .with_resource::<k8s_openapi::api::events::v1::Event>()
+        .with_runtime_objects(vec![fixture_json("invalid.yaml")])
+        .build()
+        .await
+        .expect("fake client");
+    let pd = FakePd::default();
+    let mut ctx = context(client.clone(), &pd);
+    ctx.events = Some(kube::runtime::events::Recorder::new(
+        client.clone(),
+        kube::runtime::events::Reporter {
+            controller: "vectron-operator".into(),
+            instance: Some("test".into()),
+        },
+    ));
+    cluster::reconcile(&get_cluster(&client, "search", "broken").await, &ctx)
+        .await
+        .expect("reconcile");
+    let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), "search")
+        .list(&Default::default())
+        .await
+        .expect("list events");
+    let event = events
+        .items
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("InvalidSpec"))
+        .unwrap_or_else(|| panic!("an InvalidSpec event in {:?}", events.items));
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    assert!(
+        event
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("spec.pd.replicas")),
+        "{event:?}"
+    );
+    assert_eq!(
+        event.regarding.as_ref().and_then(|r| r.name.as_deref()),
+        Some("broken")
     );
 }
