@@ -194,11 +194,14 @@ async fn lead(client: Client) -> Result<(), RunError> {
     tokio::spawn(async move {
         let mut renewed = Instant::now();
         loop {
-            tokio::time::sleep(Duration::from_secs(5)).await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let attempt = Instant::now();
             match try_lease(&api, &identity).await {
-                Ok(true) => renewed = Instant::now(),
+                Ok(true) => renewed = attempt,
+                // Stop at two thirds of the lease, measured from before the
+                // last successful renewal, well before a rival may take it.
                 Ok(false) | Err(_)
-                    if renewed.elapsed() > Duration::from_secs(LEASE_SECONDS as u64) =>
+                    if renewed.elapsed() > Duration::from_secs(LEASE_SECONDS as u64 * 2 / 3) =>
                 {
                     // Another replica may lead now: stop before two reconcile.
                     tracing::error!("{}", RunError::LostLease);

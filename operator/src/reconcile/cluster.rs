@@ -129,6 +129,18 @@ pub async fn reconcile<P: Placement>(
             None => random_hex(12)?,
         },
     };
+    // PD may not shrink below its founders: a founder pod that comes back
+    // empty would bootstrap a second, empty PD cluster.
+    if let Some(founders) = kept.pd_founders
+        && cluster.spec.pd.replicas < founders
+    {
+        observed.invalid = Some(format!(
+            "spec.pd.replicas: {} is below the {founders} PD members the cluster was founded with",
+            cluster.spec.pd.replicas
+        ));
+        write_status(&clusters, cluster, &observed, ctx).await?;
+        return Ok(Requeue(Duration::from_secs(300)));
+    }
     let mut spec = cluster.spec.clone();
     let input_for = |spec| BuildInput {
         name: name.clone(),

@@ -472,6 +472,27 @@ async fn scaling_pd_down_removes_members_before_the_stateful_set_shrinks() {
     cluster::reconcile(&get_cluster(&client, "search", "vec").await, &ctx)
         .await
         .expect("back to three");
+    // Below the founders is refused: a founder coming back empty would
+    // start a second PD cluster.
+    set_pd(1).await;
+    cluster::reconcile(&get_cluster(&client, "search", "vec").await, &ctx)
+        .await
+        .expect("below the founders");
+    let status = get_cluster(&client, "search", "vec")
+        .await
+        .status
+        .expect("status");
+    assert_eq!(status.phase, ClusterPhase::Degraded);
+    let degraded = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .expect("Degraded");
+    assert!(
+        degraded.message.contains("founded with"),
+        "{}",
+        degraded.message
+    );
     assert_eq!(pd.calls(), ["remove member 5", "remove member 4"]);
     let pd_set = stateful_set(&client, "search", "vec-pd")
         .await

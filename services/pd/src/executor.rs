@@ -50,8 +50,10 @@ pub async fn run(core: Arc<PdCore>) {
         let Some(leading_for) = leading_for else {
             continue;
         };
-        judge_running_moves(&core).await;
+        // Verdicts and plans both need every worker's report: a new
+        // leader starts with none.
         if leading_for >= PLANNING_GRACE {
+            judge_running_moves(&core).await;
             start_planned_moves(&core).await;
         }
     }
@@ -135,7 +137,13 @@ async fn start_planned_moves(core: &PdCore) {
             .under_replicated
             .store(under_replicated(&view), Ordering::Relaxed);
         let running: Vec<Move> = applied.state.moves.values().map(Move::from).collect();
+        // A shard whose group still has members the placement lacks (left
+        // by a rollback) waits until they are removed.
+        let unsettled = shards_with_strays(&applied.state, &liveness);
         plan(&view, &running, core.schedule.limits)
+            .into_iter()
+            .filter(|m| !unsettled.contains(&m.shard))
+            .collect::<Vec<_>>()
     };
     for m in planned {
         let command = PdCommand::StartMove {
@@ -183,6 +191,32 @@ fn step(m: &MoveRecord, kind: pb::MoveStepKind, target: WorkerId, epoch: u64) ->
     }
 }
 
+/// Group members the shard leader reports that the placement of `shard`
+/// does not have.
+fn strays(shard: &crate::model::ShardRecord, report: &pb::ReplicaReport) -> Vec<u64> {
+    let placed: BTreeSet<u64> = shard.replicas.iter().map(|r| r.worker.0).collect();
+    report
+        .voters
+        .iter()
+        .chain(&report.learners)
+        .copied()
+        .filter(|id| !placed.contains(id))
+        .collect()
+}
+
+fn shards_with_strays(state: &PdState, liveness: &Liveness) -> BTreeSet<ShardId> {
+    state
+        .shards
+        .values()
+        .filter(|s| {
+            liveness
+                .leader_report(s.id)
+                .is_some_and(|(_, report)| !strays(s, report).is_empty())
+        })
+        .map(|s| s.id)
+        .collect()
+}
+
 /// The move steps `worker` must carry out now: those of moves on shards it
 /// leads, and the removal of group members the placement no longer has
 /// (left behind by a rolled-back move) on shards without a move.
@@ -215,18 +249,12 @@ pub fn steps_for(worker: WorkerId, state: &PdState, liveness: &Liveness) -> Vec<
         if leader != worker {
             continue;
         }
-        let placed: BTreeSet<u64> = shard.replicas.iter().map(|r| r.worker.0).collect();
-        for stray in report
-            .voters
-            .iter()
-            .chain(&report.learners)
-            .filter(|id| !placed.contains(id))
-        {
+        for stray in strays(shard, report) {
             steps.push(pb::MoveStep {
                 move_id: 0,
                 shard_id: shard.id.0,
                 kind: pb::MoveStepKind::RemoveReplica.into(),
-                target_worker_id: *stray,
+                target_worker_id: stray,
                 epoch: shard.epoch,
             });
         }

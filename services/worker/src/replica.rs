@@ -192,10 +192,22 @@ impl Replica {
             _ => pb::ReplicaRole::Learner,
         };
         let points = self.index.read().map(|i| i.len() as u64).unwrap_or(0);
+        // Only a committed membership is reported (PD finishes moves on
+        // it); a pending change reports none, which PD reads as "unknown".
+        let committed =
+            metrics.membership_config.log_id().as_ref() <= metrics.last_applied.as_ref();
         let membership = metrics.membership_config.membership();
+        let (voters, learners) = if committed {
+            (
+                membership.voter_ids().collect(),
+                membership.learner_ids().collect(),
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
         pb::ReplicaReport {
-            voters: membership.voter_ids().collect(),
-            learners: membership.learner_ids().collect(),
+            voters,
+            learners,
             shard_id: self.shard_id,
             epoch: self.epoch.load(Ordering::Relaxed),
             role: role.into(),

@@ -37,8 +37,6 @@ pub struct StepTimeouts {
     pub add_learner: Duration,
     /// The learner catching up (may include a snapshot transfer).
     pub catch_up: Duration,
-    /// The promoting membership change.
-    pub promote: Duration,
     /// Handing leadership over.
     pub transfer_leader: Duration,
 }
@@ -48,7 +46,6 @@ impl Default for StepTimeouts {
         Self {
             add_learner: Duration::from_secs(30),
             catch_up: Duration::from_secs(300),
-            promote: Duration::from_secs(30),
             transfer_leader: Duration::from_secs(20),
         }
     }
@@ -108,12 +105,13 @@ pub fn check(
                 Progress::Wait
             }
         }
+        // Not rolled back on a timeout: the leader may have promoted the
+        // learner without PD seeing it yet, and taking a voter out of the
+        // placement would destroy it. Only a target that is gone rolls back.
         Step::Promote => {
             let promoted = m.add.is_some_and(|a| reports.voters.contains(&a));
             if promoted {
                 Progress::Advance
-            } else if timed_out(timeouts.promote) {
-                Progress::Abort("the learner was not promoted in time".into())
             } else {
                 Progress::Wait
             }
@@ -137,8 +135,13 @@ pub fn check(
         // Never rolled back: the new replica votes already, so the old one
         // leaving is always safe; the step is re-sent until it lands.
         Step::RemoveOld => {
+            // An empty voter list means the leader's membership is not
+            // committed yet (see the worker's report): not proof of removal.
             let gone = m.remove.is_some_and(|r| {
-                reports.leader.is_some() && reports.leader != Some(r) && !reports.member(r)
+                reports.leader.is_some()
+                    && reports.leader != Some(r)
+                    && !reports.voters.is_empty()
+                    && !reports.member(r)
             });
             if gone {
                 Progress::Advance
@@ -232,6 +235,24 @@ mod tests {
             check(&m, &stuck, false, 1, &timeouts),
             Progress::Abort(_)
         ));
+    }
+
+    #[test]
+    fn promotion_waits_past_its_timeout_unless_the_target_is_gone() {
+        let learner = reports(&[1, 2, 3], &[4], 1);
+        let m = moving(Step::Promote, 0);
+        assert_eq!(judge(&m, &learner, i64::MAX / 2), Progress::Wait);
+        assert!(matches!(
+            check(&m, &learner, false, 1, &StepTimeouts::default()),
+            Progress::Abort(_)
+        ));
+    }
+
+    #[test]
+    fn an_uncommitted_membership_is_no_proof_of_removal() {
+        let m = moving(Step::RemoveOld, 0);
+        let unknown = reports(&[], &[], 2);
+        assert_eq!(judge(&m, &unknown, 100), Progress::Wait);
     }
 
     #[test]
