@@ -68,6 +68,33 @@ pub fn client_service(input: &BuildInput, component: Component, ports: Value) ->
     })
 }
 
+/// The StatefulSet of `component`: pods started in parallel (PD founders
+/// must all start for the group to form), stable DNS through the headless
+/// Service, claims deleted when a pod is scaled away (its data has moved or
+/// its PD node has left the group).
+pub fn stateful_set(
+    input: &BuildInput,
+    component: Component,
+    replicas: i32,
+    template: Value,
+    claims: Vec<PersistentVolumeClaim>,
+) -> k8s_openapi::api::apps::v1::StatefulSet {
+    typed(json!({
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": pod::metadata(input, &labels::object_name(&input.name, component), Some(component)),
+        "spec": {
+            "replicas": replicas,
+            "serviceName": labels::headless_name(&input.name, component),
+            "podManagementPolicy": "Parallel",
+            "selector": {"matchLabels": labels::selector(&input.name, component)},
+            "template": template,
+            "volumeClaimTemplates": claims,
+            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Delete"},
+        },
+    }))
+}
+
 /// The data volume mount.
 pub fn data_mount() -> Value {
     json!({"name": "data", "mountPath": "/data"})
@@ -123,21 +150,13 @@ pub(super) fn build(input: &BuildInput, desired: &mut Desired) {
         component,
         json!([{"name": "grpc", "port": ports::PD, "targetPort": ports::PD, "protocol": "TCP"}]),
     )));
-    desired.stateful_sets.push(typed(json!({
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": pod::metadata(input, &labels::object_name(&input.name, component), Some(component)),
-        "spec": {
-            "replicas": input.spec.pd.replicas,
-            "serviceName": labels::headless_name(&input.name, component),
-            // Founders must all start for the group to form.
-            "podManagementPolicy": "Parallel",
-            "selector": {"matchLabels": labels::selector(&input.name, component)},
-            "template": pod::template(input, component, container, vec![tmp]),
-            "volumeClaimTemplates": claims,
-            // A PD pod scaled away has left the Raft group first; its old
-            // state must not come back with a later pod of that ordinal.
-            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Delete"},
-        },
-    })));
+    // A PD pod scaled away has left the Raft group first; its old state
+    // must not come back with a later pod of that ordinal.
+    desired.stateful_sets.push(stateful_set(
+        input,
+        component,
+        input.spec.pd.replicas,
+        pod::template(input, component, container, vec![tmp]),
+        claims,
+    ));
 }

@@ -6,7 +6,7 @@
 
 use serde_json::json;
 
-use super::pd::{claim, data_mount, headless_service};
+use super::pd::{claim, data_mount, headless_service, stateful_set};
 use super::{BuildInput, Desired, pod, ports, typed};
 use crate::labels::{self, Component};
 
@@ -49,18 +49,11 @@ pub(super) fn build(input: &BuildInput, desired: &mut Desired) {
     desired
         .services
         .push(typed(headless_service(input, component, ports::WORKER)));
-    desired.stateful_sets.push(typed(json!({
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": pod::metadata(input, &labels::object_name(&input.name, component), Some(component)),
-        "spec": {
-            "replicas": input.spec.workers.replicas,
-            "serviceName": labels::headless_name(&input.name, component),
-            "podManagementPolicy": "Parallel",
-            "selector": {"matchLabels": labels::selector(&input.name, component)},
-            "template": pod::template(input, component, container, vec![tmp]),
-            "volumeClaimTemplates": claims,
-            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Delete"},
-        },
-    })));
+    desired.stateful_sets.push(stateful_set(
+        input,
+        component,
+        input.spec.workers.replicas,
+        pod::template(input, component, container, vec![tmp]),
+        claims,
+    ));
 }

@@ -87,12 +87,13 @@ impl PdState {
         Ok(id)
     }
 
-    pub(super) fn advance_move(&mut self, id: u64, from: Step, now_ms: i64) -> Result<()> {
+    /// Move `id`, if it is at step `from` (a verdict on another step is
+    /// stale and refused).
+    fn move_at(&self, id: u64, from: Step) -> Result<MoveRecord> {
         let record = self
             .moves
             .get(&id)
-            .ok_or_else(|| PdError::not_found("move", id.to_string()))?
-            .clone();
+            .ok_or_else(|| PdError::not_found("move", id.to_string()))?;
         if record.step != from {
             return Err(rejected(format!(
                 "move {id} is at {}, not {}",
@@ -100,6 +101,11 @@ impl PdState {
                 from.name()
             )));
         }
+        Ok(record.clone())
+    }
+
+    pub(super) fn advance_move(&mut self, id: u64, from: Step, now_ms: i64) -> Result<()> {
+        let record = self.move_at(id, from)?;
         match from {
             Step::Promote => {
                 if let Some(add) = record.add {
@@ -133,18 +139,7 @@ impl PdState {
     }
 
     pub(super) fn abort_move(&mut self, id: u64, from: Step) -> Result<()> {
-        let record = self
-            .moves
-            .get(&id)
-            .ok_or_else(|| PdError::not_found("move", id.to_string()))?
-            .clone();
-        if record.step != from {
-            return Err(rejected(format!(
-                "move {id} is at {}, not {}",
-                record.step.name(),
-                from.name()
-            )));
-        }
+        let record = self.move_at(id, from)?;
         if !matches!(
             from,
             Step::AddLearner | Step::CatchUp | Step::Promote | Step::TransferLeader
