@@ -30,6 +30,8 @@ pub enum Command {
     Auth(AuthArgs),
     /// Run the gateway serving the public REST and gRPC API.
     Gateway(GatewayArgs),
+    /// Benchmark search and ingest against running targets and in-process baselines.
+    Bench(BenchArgs),
     /// Print the version.
     Version,
 }
@@ -338,4 +340,70 @@ mod tests {
         ]);
         assert!(good.is_ok());
     }
+}
+
+/// `vectron bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// A dataset directory (base.f32, queries.f32, truth.u32, meta.json) or an
+    /// .fvecs base file (then --queries-file is needed).
+    #[arg(long)]
+    pub dataset: Option<PathBuf>,
+    /// Generate uniform random vectors instead, shaped NxDIM (e.g. 20000x128).
+    #[arg(long, conflicts_with = "dataset")]
+    pub random: Option<String>,
+    /// Queries (.fvecs) for an .fvecs base file.
+    #[arg(long)]
+    pub queries_file: Option<PathBuf>,
+    /// Ground truth (.ivecs) for an .fvecs base file; computed exactly when absent.
+    #[arg(long)]
+    pub truth_file: Option<PathBuf>,
+    /// Distance metric: cosine, l2 or dot (a dataset directory names its own).
+    #[arg(long)]
+    pub metric: Option<String>,
+    /// Neighbours asked for per query (recall is measured at k).
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// At most this many queries from the dataset.
+    #[arg(long, default_value_t = 1000)]
+    pub max_queries: usize,
+    /// Target to measure, repeatable: rest=URL, grpc=URL, worker=PD_ADDR, hnsw-rs.
+    #[arg(long, required = true)]
+    pub target: Vec<String>,
+    /// API key for REST and gRPC targets when the cluster requires credentials.
+    #[arg(long, env = "VECTRON_API_KEY")]
+    pub api_key: Option<String>,
+    /// Name of the collection created (and dropped afterwards) on each target.
+    #[arg(long, default_value = "bench")]
+    pub collection: String,
+    /// HNSW links per node.
+    #[arg(long, default_value_t = 16)]
+    pub m: usize,
+    /// HNSW candidate list while building.
+    #[arg(long, default_value_t = 200)]
+    pub ef_construction: usize,
+    /// Replicas per shard on cluster targets.
+    #[arg(long, default_value_t = 1)]
+    pub replication_factor: u32,
+    /// Search candidate-list sizes to sweep, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "16,32,64,128")]
+    pub ef: Vec<usize>,
+    /// Concurrent client threads to sweep, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    pub threads: Vec<usize>,
+    /// Points per upsert request while loading.
+    #[arg(long, default_value_t = 500)]
+    pub batch: usize,
+    /// Concurrent upsert requests while loading.
+    #[arg(long, default_value_t = 2)]
+    pub load_clients: usize,
+    /// Searches per (ef, threads) cell at least (the query set repeats).
+    #[arg(long, default_value_t = 2000)]
+    pub min_searches: usize,
+    /// Keep the collections after the run.
+    #[arg(long)]
+    pub keep: bool,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }

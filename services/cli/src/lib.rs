@@ -2,6 +2,7 @@
 //! of each subcommand to the service crate that implements it.
 
 pub mod args;
+pub mod bench;
 pub mod dev;
 pub mod playground;
 pub mod run;

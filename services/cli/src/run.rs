@@ -30,6 +30,9 @@ pub enum RunError {
     /// `vectron dev` failed.
     #[error("vectron dev: {0}")]
     Dev(String),
+    /// `vectron bench` failed.
+    #[error("vectron bench: {0}")]
+    Bench(#[from] crate::bench::BenchError),
     /// `vectron playground` failed.
     #[error("vectron playground: {0}")]
     Playground(String),
@@ -72,6 +75,7 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         Command::Worker(args) => run_worker(args).await,
         Command::Auth(args) => run_auth(args).await,
         Command::Gateway(args) => run_gateway(args).await,
+        Command::Bench(args) => Ok(crate::bench::run(args).await?),
     }
 }
 

@@ -144,6 +144,9 @@ pub struct Limits {
     pub max_dimension: u32,
     /// Largest `top_k` of a search.
     pub max_top_k: u32,
+    /// Largest `ef` (search breadth) of a search. The walk keeps `ef`
+    /// candidates, so this bounds a search's memory and time.
+    pub max_ef: u32,
     /// Most points in one upsert.
     pub max_points_per_upsert: usize,
     /// Longest string point id, in bytes.
@@ -161,6 +164,7 @@ impl Default for Limits {
         Self {
             max_dimension: 65_536,
             max_top_k: 10_000,
+            max_ef: 4_096,
             max_points_per_upsert: 10_000,
             max_id_bytes: 256,
             max_payload_bytes: 64 * 1024,

@@ -89,10 +89,14 @@ pub fn upsert(points: &[NewPoint], dimension: usize, limits: &Limits) -> Result<
 pub fn search(query: &SearchQuery, dimension: usize, limits: &Limits) -> Result<()> {
     vector(&query.vector, dimension, "vector")?;
     top_k(query.top_k, "top_k", limits)?;
-    if query.ef == Some(0) {
-        return Err(ApiError::invalid("ef", "must be at least 1"));
+    match query.ef {
+        Some(0) => Err(ApiError::invalid("ef", "must be at least 1")),
+        Some(ef) if ef > limits.max_ef => Err(ApiError::invalid(
+            "ef",
+            format!("is {ef}; the limit is {}", limits.max_ef),
+        )),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Checks a result count (`top_k`, scroll `limit`).
@@ -165,6 +169,26 @@ mod tests {
         assert_eq!(top_k(0, "top_k", &limits).expect_err("0").field, "top_k");
         assert!(top_k(limits.max_top_k + 1, "top_k", &limits).is_err());
         assert!(top_k(limits.max_top_k, "top_k", &limits).is_ok());
+    }
+
+    #[test]
+    fn ef_bounds() {
+        let limits = Limits::default();
+        let query = |ef| SearchQuery {
+            vector: vec![1.0, 0.0],
+            top_k: 10,
+            ef,
+            filter: None,
+            with_payload: false,
+            with_vector: false,
+            consistency: Default::default(),
+        };
+        assert!(search(&query(None), 2, &limits).is_ok());
+        assert!(search(&query(Some(limits.max_ef)), 2, &limits).is_ok());
+        for bad in [0, limits.max_ef + 1, u32::MAX] {
+            let error = search(&query(Some(bad)), 2, &limits).expect_err("out of bounds");
+            assert_eq!(error.field, "ef", "ef {bad}");
+        }
     }
 
     #[test]

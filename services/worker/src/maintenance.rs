@@ -1,6 +1,8 @@
 //! Background upkeep of one replica's index, off the request path: rebuilds
 //! the segment with the most deletes once its deleted fraction passes a
-//! threshold (holding the index lock only to copy and to swap), and dumps
+//! threshold (holding the index lock only to copy and to swap), refreshes
+//! the searchable copy of each segment's graph once enough points were
+//! inserted past it (copied with no lock held, swapped in briefly), and dumps
 //! segments to disk so a restart loads graphs instead of rebuilding them.
 //! Sealed segments are dumped once, without the lock; the appendable segment
 //! is re-dumped each time it has grown by a set number of points, holding a
@@ -21,6 +23,9 @@ pub struct MaintenanceConfig {
     pub rebuild_threshold: f64,
     /// Re-dump the appendable segment after it grew by this many points.
     pub dump_growth: usize,
+    /// Refresh a segment's searchable graph copy once this many points were
+    /// inserted past it (they are scanned exactly until then).
+    pub freeze_growth: usize,
     /// Pause between rounds.
     pub interval: Duration,
 }
@@ -30,6 +35,7 @@ impl Default for MaintenanceConfig {
         Self {
             rebuild_threshold: 0.2,
             dump_growth: 10_000,
+            freeze_growth: 256,
             interval: Duration::from_secs(1),
         }
     }
@@ -42,6 +48,8 @@ pub struct RoundReport {
     pub rebuilt: usize,
     /// Segments dumped.
     pub dumped: usize,
+    /// Searchable graph copies refreshed.
+    pub frozen: usize,
 }
 
 fn read(index: &RwLock<ShardIndex>) -> RwLockReadGuard<'_, ShardIndex> {
@@ -75,6 +83,7 @@ pub fn run_round(
             );
         }
     }
+    report.frozen = refresh_frozen(index, config.freeze_growth);
     let mut position = 0;
     loop {
         let guard = read(index);
@@ -116,6 +125,36 @@ pub fn run_round(
         dir.commit(&names)?;
     }
     Ok(report)
+}
+
+/// Refreshes the searchable graph copy of every segment with at least
+/// `growth` points past it; returns how many were refreshed.
+fn refresh_frozen(index: &RwLock<ShardIndex>, growth: usize) -> usize {
+    let mut refreshed = 0;
+    let mut position = 0;
+    loop {
+        let plan = {
+            let guard = read(index);
+            let Some(segment) = guard.segments().get(position) else {
+                break;
+            };
+            if segment.unfrozen() >= growth.max(1) {
+                segment.freeze_plan()
+            } else {
+                None
+            }
+        };
+        if let Some(plan) = plan {
+            let copy = plan.copy();
+            if let Some(segment) = write(index).segment_mut(position)
+                && segment.install_frozen(copy)
+            {
+                refreshed += 1;
+            }
+        }
+        position += 1;
+    }
+    refreshed
 }
 
 /// Runs rounds every `config.interval` until the task is aborted.

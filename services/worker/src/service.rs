@@ -324,6 +324,19 @@ impl Worker for WorkerService {
                 "components must be finite numbers",
             ));
         }
+        let limits = vectron_config::Limits::default();
+        if request.ef > limits.max_ef {
+            return Err(error_detail::invalid_argument(
+                "ef",
+                format!("is {}; the limit is {}", request.ef, limits.max_ef),
+            ));
+        }
+        if request.top_k > limits.max_top_k {
+            return Err(error_detail::invalid_argument(
+                "top_k",
+                format!("is {}; the limit is {}", request.top_k, limits.max_top_k),
+            ));
+        }
         let filter = compile_filter(request.filter.as_ref())?;
         read_barrier(&replica, request.consistency).await?;
         let ef = if request.ef == 0 {
@@ -348,7 +361,11 @@ impl Worker for WorkerService {
         };
         let mut results = Vec::with_capacity(hits.len());
         for (row, score) in hits {
-            if let Some(stored) = replica.store.point(row).map_err(internal)? {
+            let stored = replica
+                .store
+                .point_with(row, request.with_payload)
+                .map_err(internal)?;
+            if let Some(stored) = stored {
                 let point = output_point(stored, request.with_vector, request.with_payload);
                 results.push(pb::ScoredPoint {
                     id: point.id,

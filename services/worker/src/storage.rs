@@ -120,15 +120,28 @@ impl ShardStore {
 
     /// The point stored at `row`.
     pub fn point(&self, row: u64) -> Result<Option<StoredPoint>, StorageError> {
+        self.point_with(row, true)
+    }
+
+    /// The point stored at `row`, its payload read only if `with_payload`
+    /// (left empty otherwise).
+    pub fn point_with(
+        &self,
+        row: u64,
+        with_payload: bool,
+    ) -> Result<Option<StoredPoint>, StorageError> {
         let key = prefixed(self.shard, &row.to_be_bytes());
         let Some(bytes) = self.db.get_cf(self.cf(CF_POINTS), &key)? else {
             return Ok(None);
         };
         let point = Point::decode(bytes.as_slice()).map_err(|e| self.corrupt("point", e))?;
-        let payload = self
-            .db
-            .get_cf(self.cf(CF_PAYLOADS), &key)?
-            .unwrap_or_default();
+        let payload = if with_payload {
+            self.db
+                .get_cf(self.cf(CF_PAYLOADS), &key)?
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         Ok(Some(StoredPoint {
             row,
             point,

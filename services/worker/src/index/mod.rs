@@ -13,7 +13,10 @@
 //! updated meanwhile. No I/O; `disk` dumps and loads segments.
 
 pub mod disk;
+pub mod frozen;
 pub mod segment;
+pub mod vectors;
+mod walk;
 
 use std::collections::HashMap;
 
@@ -136,6 +139,7 @@ impl ShardIndex {
         }
         index.segments = loaded;
         index.bulk_upsert(missing);
+        index.freeze_all();
         (index, from_disk)
     }
 
@@ -218,6 +222,21 @@ impl ShardIndex {
         self.seal_if_full();
     }
 
+    /// Brings every segment's searchable graph copy up to date now, holding
+    /// the index for the whole copy (upkeep does it without the lock; see
+    /// [`Segment::freeze_plan`]). Returns how many copies were refreshed.
+    pub fn freeze_all(&mut self) -> usize {
+        let mut refreshed = 0;
+        for segment in &mut self.segments {
+            if let Some(plan) = segment.freeze_plan()
+                && segment.install_frozen(plan.copy())
+            {
+                refreshed += 1;
+            }
+        }
+        refreshed
+    }
+
     /// Removes `key`; returns whether it was present.
     pub fn delete(&mut self, key: u64) -> bool {
         match self.locations.remove(&key) {
@@ -236,14 +255,14 @@ impl ShardIndex {
         accept: Option<&dyn Fn(u64) -> bool>,
     ) -> Vec<(u64, f32)> {
         let query = self.metric.prepare(query);
-        let accept_all = |_: u64| true;
-        let accept: &dyn Fn(u64) -> bool = accept.unwrap_or(&accept_all);
         let mut hits: Vec<(u64, f32)> = self
             .segments
             .iter()
             .flat_map(|s| s.search(&query, k, ef, accept))
             .collect();
-        hits.sort_by(|a, b| self.metric.compare(a.1, b.1));
+        if self.segments.len() > 1 {
+            hits.sort_by(|a, b| self.metric.compare(a.1, b.1));
+        }
         hits.truncate(k);
         if hits.len() < k.min(self.len()) {
             // A selective filter starved the graph search: the matching points
@@ -252,7 +271,7 @@ impl ShardIndex {
                 .segments
                 .iter()
                 .flat_map(|s| s.live_points())
-                .filter(|(key, _)| accept(*key));
+                .filter(|(key, _)| accept.is_none_or(|accept| accept(*key)));
             hits = exact::top_k(self.metric, &query, matching, k);
         }
         hits

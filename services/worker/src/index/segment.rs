@@ -1,16 +1,30 @@
 //! One HNSW segment: an hnsw_rs graph over the vectors inserted into it, the
-//! prepared vectors themselves (for exact fallback and rebuilds), the external
-//! key of each offset and a deleted bitmap. hnsw_rs cannot delete, so a deleted
-//! offset stays in the graph and is skipped by the search filter. A segment is
-//! appendable until sealed; a sealed segment's graph never changes again, so
-//! it can be dumped or rebuilt without holding the index lock. No I/O.
+//! prepared vectors themselves (contiguous, for the walk, exact scans and
+//! rebuilds), the external key of each offset and a deleted bitmap. hnsw_rs
+//! cannot delete, so a deleted offset stays in the graph and is skipped by
+//! the search. A segment is appendable until sealed; a sealed segment's graph
+//! never changes again, so it can be dumped or rebuilt without holding the
+//! index lock.
+//!
+//! hnsw_rs builds the graph; searches walk a [`FrozenGraph`] copy of its
+//! first offsets and scan the few newer ones exactly. Sealing and loading
+//! take a fresh copy at once; inserts leave it to upkeep
+//! ([`Segment::freeze_plan`]), or take one themselves once the unfrozen
+//! tail reaches [`MAX_UNFROZEN`]. No I/O.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hnsw_rs::prelude::Hnsw;
 
+use super::frozen::FrozenGraph;
+use super::vectors::VectorStore;
+use super::walk::{self, WalkDistance};
 use crate::distance::{self, Metric, ShiftedDotDistance, SquaredL2Distance, UnitCosineDistance};
+
+/// The most points a segment scans exactly beside its frozen copy before an
+/// insert takes a new copy itself.
+pub const MAX_UNFROZEN: usize = 16_384;
 
 /// HNSW build parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +68,9 @@ pub struct Segment {
     /// Points the last dump of this segment held (0: never dumped).
     dumped_len: usize,
     /// Prepared vectors by offset (unit length for cosine, raw otherwise).
-    vectors: Vec<Vec<f32>>,
+    vectors: VectorStore,
+    /// The searchable copy of the graph's first offsets.
+    frozen: Option<FrozenGraph>,
     keys: Vec<u64>,
     deleted: Vec<bool>,
     live: usize,
@@ -100,7 +116,8 @@ impl Segment {
             graph: Arc::new(graph),
             sealed: false,
             dumped_len: 0,
-            vectors: Vec::new(),
+            vectors: VectorStore::new(),
+            frozen: None,
             keys: Vec::new(),
             deleted: Vec::new(),
             live: 0,
@@ -121,26 +138,29 @@ impl Segment {
         sealed: bool,
     ) -> Self {
         let n = keys.len();
-        Self {
+        let mut segment = Self {
             id,
             metric,
             params,
             graph: Arc::new(graph),
             sealed,
             dumped_len: n,
-            vectors: vec![Vec::new(); n],
+            vectors: VectorStore::with_empty_rows(n),
+            frozen: None,
             keys,
             deleted: vec![true; n],
             live: 0,
             max_norm,
-        }
+        };
+        segment.freeze();
+        segment
     }
 
     /// Marks a loaded offset live again with its (prepared) stored vector.
     pub fn revive(&mut self, offset: usize, prepared: Vec<f32>) {
         if self.deleted.get(offset) == Some(&true) {
             self.deleted[offset] = false;
-            self.vectors[offset] = prepared;
+            self.vectors.set(offset, &prepared);
             self.live += 1;
         }
     }
@@ -181,9 +201,58 @@ impl Segment {
         self.sealed
     }
 
-    /// Stops inserts into this segment.
+    /// Stops inserts into this segment (and copies its whole graph for
+    /// searching, if the copy lags).
     pub fn seal(&mut self) {
         self.sealed = true;
+        if self.unfrozen() > 0 {
+            self.freeze();
+        }
+    }
+
+    /// Points newer than the searchable graph copy (scanned exactly).
+    pub fn unfrozen(&self) -> usize {
+        self.len() - self.frozen.as_ref().map_or(0, FrozenGraph::len)
+    }
+
+    /// Bytes of the searchable graph copy.
+    pub fn frozen_bytes(&self) -> usize {
+        self.frozen.as_ref().map_or(0, FrozenGraph::memory_bytes)
+    }
+
+    /// Copies the whole graph for searching, now.
+    fn freeze(&mut self) {
+        let copy = FreezePlan {
+            segment: self.id,
+            graph: self.graph.clone(),
+            len: self.len(),
+        }
+        .copy();
+        self.install_frozen(copy);
+    }
+
+    /// What a copy of the graph as it is now needs, to take it without the
+    /// index lock; `None` when the copy is up to date.
+    pub fn freeze_plan(&self) -> Option<FreezePlan> {
+        (self.unfrozen() > 0).then(|| FreezePlan {
+            segment: self.id,
+            graph: self.graph.clone(),
+            len: self.len(),
+        })
+    }
+
+    /// Installs a copy taken from [`Segment::freeze_plan`] if it is of this
+    /// segment and newer than the current one; returns whether it was.
+    pub fn install_frozen(&mut self, copy: FrozenCopy) -> bool {
+        let Some(graph) = copy.graph else {
+            return false;
+        };
+        let current = self.frozen.as_ref().map_or(0, FrozenGraph::len);
+        if copy.segment != self.id || graph.len() <= current || graph.len() > self.len() {
+            return false;
+        }
+        self.frozen = Some(graph);
+        true
     }
 
     /// Points the last dump held (0: never dumped).
@@ -209,7 +278,10 @@ impl Segment {
             Graph::L2(h) => h.insert_slice((&prepared, offset)),
             Graph::Dot(h) => h.insert_slice((&prepared, offset)),
         }
-        self.push(key, prepared);
+        self.push(key, &prepared);
+        if self.unfrozen() >= MAX_UNFROZEN {
+            self.freeze();
+        }
         offset
     }
 
@@ -230,12 +302,15 @@ impl Segment {
             }
         }
         for (key, prepared) in points {
-            self.push(key, prepared);
+            self.push(key, &prepared);
+        }
+        if self.unfrozen() >= MAX_UNFROZEN {
+            self.freeze();
         }
         first
     }
 
-    fn push(&mut self, key: u64, prepared: Vec<f32>) {
+    fn push(&mut self, key: u64, prepared: &[f32]) {
         self.vectors.push(prepared);
         self.keys.push(key);
         self.deleted.push(false);
@@ -244,7 +319,11 @@ impl Segment {
 
     /// The prepared vector at a live offset (empty for a deleted one).
     pub fn live_vector(&self, offset: usize) -> &[f32] {
-        self.vectors.get(offset).map(Vec::as_slice).unwrap_or(&[])
+        if self.is_live(offset) {
+            self.vectors.get(offset)
+        } else {
+            &[]
+        }
     }
 
     /// Whether `offset` holds a live point.
@@ -291,7 +370,7 @@ impl Segment {
     /// The key and prepared vector of every live offset.
     pub fn live_points(&self) -> impl Iterator<Item = (u64, &[f32])> {
         self.live_offsets()
-            .map(|o| (self.keys[o], self.vectors[o].as_slice()))
+            .map(|o| (self.keys[o], self.vectors.get(o)))
     }
 
     /// Every live offset.
@@ -300,41 +379,101 @@ impl Segment {
     }
 
     /// Approximate top `k` live points for a prepared query among those
-    /// `accept` lets through (by key), as (key, API score), best first. May
-    /// return fewer than `k` when the filter is selective.
+    /// `accept` lets through (by key; `None`: all), as (key, API score), best
+    /// first. May return fewer than `k` when the filter is selective.
     pub fn search(
         &self,
         query: &[f32],
         k: usize,
         ef: usize,
-        accept: &dyn Fn(u64) -> bool,
+        accept: Option<&dyn Fn(u64) -> bool>,
     ) -> Vec<(u64, f32)> {
         if k == 0 || self.live == 0 {
             return Vec::new();
         }
-        let ef = ef.max(k);
-        let filter = |offset: &usize| !self.deleted[*offset] && accept(self.keys[*offset]);
-        let neighbours = match self.graph.as_ref() {
-            Graph::Cosine(h) => h.search_filter(query, k, ef, Some(&filter)),
-            Graph::L2(h) => h.search_filter(query, k, ef, Some(&filter)),
-            Graph::Dot(h) => h.search_filter(
-                &distance::scaled_to(query, self.max_norm),
-                k,
-                ef,
-                Some(&filter),
-            ),
+        let distance = match self.metric {
+            Metric::L2 => WalkDistance::SquaredL2,
+            Metric::Cosine | Metric::Dot => WalkDistance::NegatedDot,
         };
-        let mut hits: Vec<(u64, f32)> = neighbours
+        let wanted = |offset: usize| {
+            !self.deleted[offset] && accept.is_none_or(|accept| accept(self.keys[offset]))
+        };
+        let checks_needed = accept.is_some() || self.live < self.len();
+        let mut found: Vec<(u32, f32)> = match &self.frozen {
+            Some(graph) => {
+                let ef = ef.max(k);
+                if checks_needed {
+                    let accept = |node: u32| wanted(node as usize);
+                    walk::search(graph, &self.vectors, distance, query, ef, Some(accept))
+                } else {
+                    walk::search(
+                        graph,
+                        &self.vectors,
+                        distance,
+                        query,
+                        ef,
+                        None::<fn(u32) -> bool>,
+                    )
+                }
+            }
+            None => Vec::new(),
+        };
+        found.truncate(k);
+        // The points newer than the copy, scanned exactly.
+        let kernels = distance::kernels::active();
+        let first_unfrozen = self.len() - self.unfrozen();
+        for offset in first_unfrozen..self.len() {
+            if wanted(offset) {
+                let v = self.vectors.get(offset);
+                let d = match distance {
+                    WalkDistance::SquaredL2 => (kernels.squared_l2)(query, v),
+                    WalkDistance::NegatedDot => -(kernels.dot)(query, v),
+                };
+                found.push((offset as u32, d));
+            }
+        }
+        if first_unfrozen < self.len() {
+            found.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+            found.truncate(k);
+        }
+        found
             .into_iter()
-            .filter(|n| filter(&n.d_id))
-            .map(|n| {
-                (
-                    self.keys[n.d_id],
-                    self.metric.score(query, &self.vectors[n.d_id]),
-                )
+            .map(|(offset, d)| {
+                let score = match distance {
+                    WalkDistance::SquaredL2 => d,
+                    WalkDistance::NegatedDot => -d,
+                };
+                (self.keys[offset as usize], score)
             })
-            .collect();
-        hits.sort_by(|a, b| self.metric.compare(a.1, b.1));
-        hits
+            .collect()
     }
+}
+
+/// The graph of a segment and how much of it to copy for searching.
+pub struct FreezePlan {
+    segment: u64,
+    graph: Arc<Graph>,
+    len: usize,
+}
+
+impl FreezePlan {
+    /// Copies the graph; needs no lock on the index (hnsw_rs may go on
+    /// inserting meanwhile).
+    pub fn copy(self) -> FrozenCopy {
+        let graph = match self.graph.as_ref() {
+            Graph::Cosine(h) => FrozenGraph::copy_of(h, self.len),
+            Graph::L2(h) => FrozenGraph::copy_of(h, self.len),
+            Graph::Dot(h) => FrozenGraph::copy_of(h, self.len),
+        };
+        FrozenCopy {
+            segment: self.segment,
+            graph,
+        }
+    }
+}
+
+/// A searchable copy of a segment's graph, waiting to be installed.
+pub struct FrozenCopy {
+    segment: u64,
+    graph: Option<FrozenGraph>,
 }

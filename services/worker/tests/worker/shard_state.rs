@@ -214,6 +214,7 @@ async fn reopen_loads_dumped_segments_and_stays_correct() {
     let config = MaintenanceConfig {
         rebuild_threshold: 0.3,
         dump_growth: 1_000,
+        freeze_growth: 256,
         interval: std::time::Duration::from_secs(1),
     };
     let store = ShardStore::new(db.clone(), 1);

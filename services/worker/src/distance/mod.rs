@@ -4,7 +4,10 @@
 //! non-negative distances where lower is closer, so each metric also maps to a
 //! graph distance: cosine indexes unit vectors under `1 - dot`; l2 uses the
 //! squared distance; dot uses the inner product shifted by the segment's
-//! squared norm bound. No I/O.
+//! squared norm bound. The arithmetic itself is in [`kernels`], picked for
+//! the CPU at run time. No I/O.
+
+pub mod kernels;
 
 use std::cmp::Ordering;
 
@@ -21,14 +24,16 @@ pub enum Metric {
     Dot,
 }
 
-/// Dot product.
+/// Dot product (the fastest kernel this CPU runs).
+#[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    (kernels::active().dot)(a, b)
 }
 
-/// Squared Euclidean distance.
+/// Squared Euclidean distance (the fastest kernel this CPU runs).
+#[inline]
 pub fn squared_l2(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+    (kernels::active().squared_l2)(a, b)
 }
 
 /// `v` scaled to unit length (the zero vector stays zero).
