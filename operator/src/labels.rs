@@ -1,5 +1,5 @@
 //! Names and labels of everything the operator creates for a cluster
-//! (API.md §4): one place decides them, so builders, the orphan sweep and
+//! (docs/operator.md): one place decides them, so builders, the orphan sweep and
 //! selectors always agree. Pure.
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! The Vectron Kubernetes operator (DESIGN.md §7): the custom resources
+//! The Vectron Kubernetes operator: the custom resources
 //! (`crd`), their CRD documents (`crdgen`), and the reconcile pipeline of a
 //! VectronCluster — `validate` (pure) → `build` (pure) → apply → status.
 

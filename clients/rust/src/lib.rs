@@ -1,4 +1,4 @@
-//! A small async client of Vectron's REST API (API.md §2): typed calls for
+//! A small async client of Vectron's REST API (docs/gateway.md): typed calls for
 //! the common operations, and [`Client::call`] for any route, returning the
 //! status and JSON body as they are. Errors keep the server's error code and
 //! message. Does network I/O.
@@ -24,7 +24,7 @@ use serde_json::{Map, Value, json};
 /// A failed call.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The server answered with an error (API.md error shape).
+    /// The server answered with an error (the documented error shape).
     #[error("HTTP {status} {code}: {message}")]
     Api {
         /// HTTP status.
@@ -251,7 +251,7 @@ impl Client {
         matches!(self.call(Method::GET, "/readyz", None).await, Ok((200, _)))
     }
 
-    /// Creates a collection from a body as in API.md (`name`, `dimension`,
+    /// Creates a collection from a body as documented in docs/gateway.md (`name`, `dimension`,
     /// `metric`, ...); answers the collection.
     pub async fn create_collection(&self, spec: &Value) -> Result<Value> {
         let value = self
@@ -315,7 +315,7 @@ impl Client {
         }
     }
 
-    /// Reads points by id with a body as in API.md (`ids`, `with_vector`, ...).
+    /// Reads points by id with a body as documented in docs/gateway.md (`ids`, `with_vector`, ...).
     pub async fn get_points(&self, collection: &str, body: &Value) -> Result<Vec<Point>> {
         let value = self
             .request(
@@ -339,7 +339,7 @@ impl Client {
         Self::field(&value, "deleted")
     }
 
-    /// Searches with a body as in API.md (`vector`, `top_k`, `filter`, ...).
+    /// Searches with a body as documented in docs/gateway.md (`vector`, `top_k`, `filter`, ...).
     pub async fn search(&self, collection: &str, body: &Value) -> Result<Vec<ScoredPoint>> {
         let value = self
             .request(
@@ -370,7 +370,7 @@ impl Client {
         ))
     }
 
-    /// Counts points matching a body as in API.md (`filter`, `consistency`).
+    /// Counts points matching a body as documented in docs/gateway.md (`filter`, `consistency`).
     pub async fn count(&self, collection: &str, body: &Value) -> Result<u64> {
         let value = self
             .request(

@@ -1,5 +1,5 @@
 //! `VectronCluster` (`vectron.io/v1alpha1`, short name `vc`): the desired
-//! shape of one Vectron cluster (API.md §4) and the status the operator
+//! shape of one Vectron cluster (docs/operator.md) and the status the operator
 //! reports. Defaults and the apiserver-side rules (replicas ≥ 1, PD
 //! replicas odd) live in the schema, so `kubectl apply` rejects bad specs
 //! before the operator sees them. Pure types; no I/O.

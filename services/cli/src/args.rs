@@ -1,4 +1,4 @@
-//! The command line of `vectron` (API.md §1): every subcommand and flag, each
+//! The command line of `vectron`: every subcommand and flag, each
 //! flag also settable as `VECTRON_<FLAG>`. Parsing only; no I/O.
 
 use std::net::SocketAddr;

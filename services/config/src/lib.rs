@@ -137,7 +137,7 @@ impl RaftTiming {
     }
 }
 
-/// Limits on API input (API.md §2), configurable per deployment.
+/// Limits on API input (docs/gateway.md), configurable per deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
     /// Largest vector dimension.

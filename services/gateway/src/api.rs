@@ -141,7 +141,7 @@ impl Gateway {
         Ok(())
     }
 
-    /// Creates a collection, applying the defaults of API.md.
+    /// Creates a collection, applying the documented defaults.
     pub async fn create_collection(
         &self,
         request: api::CreateCollectionRequest,

@@ -1,4 +1,4 @@
-//! The JSON bodies of the REST API (API.md §2): parsing requests into the
+//! The JSON bodies of the REST API (docs/gateway.md): parsing requests into the
 //! gateway's types with errors that name the field, and rendering answers.
 //! No I/O.
 
@@ -395,7 +395,7 @@ fn optional_filter(value: Option<&Value>) -> Result<Option<common::Filter>> {
     }
 }
 
-/// Parses a filter object (API.md §2, "Filter").
+/// Parses a filter object of a request body into its validated form.
 pub fn filter(value: &Value, field: &str) -> Result<common::Filter> {
     let Value::Object(map) = value else {
         return Err(ApiError::invalid(

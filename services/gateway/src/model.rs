@@ -109,7 +109,7 @@ pub struct ScrollPage {
     pub next_cursor: Option<String>,
 }
 
-/// The defaults of API.md §2.
+/// The REST API's documented defaults (docs/gateway.md).
 pub mod defaults {
     /// `top_k` of a search.
     pub const TOP_K: u32 = 10;

@@ -1,4 +1,4 @@
-//! The REST front end (API.md §2) on axum: routes, JSON bodies in and out,
+//! The REST front end (docs/gateway.md) on axum: routes, JSON bodies in and out,
 //! the body limit (413) and the error shape. Every operation goes through
 //! the [`Frontdoor`] and the shared [`Gateway`](crate::api::Gateway), so
 //! REST and gRPC answer alike. Does network I/O.

@@ -1,4 +1,4 @@
-//! Runs the scheduler on the PD leader (DESIGN.md §6): every second it judges
+//! Runs the scheduler on the PD leader: every second it judges
 //! each running move's step from the workers' heartbeat reports and
 //! replicates the verdict (advance, finish or roll back), then asks the
 //! planner for new moves and replicates their start. The steps themselves

@@ -1,4 +1,4 @@
-//! Payload filters (API.md §2): validated once from the wire form into a
+//! Payload filters (docs/gateway.md): validated once from the wire form into a
 //! [`PayloadFilter`], then evaluated against each point's JSON payload — inside
 //! the HNSW traversal, by exact search, by delete-by-filter, count and scroll.
 //! No I/O.

@@ -73,7 +73,9 @@ pub fn run_round(
     if let Some(plan) = plan {
         let started = Instant::now();
         let points = plan.len();
-        if write(index).install_rebuilt(plan.build()) {
+        // Built without the lock; installing checks it is still current.
+        let rebuilt = plan.build();
+        if write(index).install_rebuilt(rebuilt) {
             report.rebuilt += 1;
             info!(
                 shard = shard_id,

@@ -1,5 +1,5 @@
 //! Runs the built `vectron` binary and checks its command line against the
-//! contract in API.md §1.
+//! contract documented in the README and docs/.
 
 use std::process::{Command, Output};
 
@@ -20,7 +20,7 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Every subcommand with the flags API.md gives it.
+/// Every subcommand with the flags its documentation gives it.
 const CONTRACT: &[(&str, &[&str])] = &[
     (
         "dev",

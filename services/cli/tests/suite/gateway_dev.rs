@@ -1,4 +1,4 @@
-//! `vectron dev` end to end through the REST API: every row of API.md's REST
+//! `vectron dev` end to end through the REST API: every row of the documented REST
 //! table, a kill -9 restart that keeps collections and points, and bad input
 //! that is refused with the error shape and writes nothing.
 
@@ -34,7 +34,7 @@ async fn seed(client: &Client, collection: &str, n: u64) {
     assert_eq!(client.upsert(collection, &points).await.expect("upsert"), n);
 }
 
-/// Asserts an error answer: the status and the API.md error shape.
+/// Asserts an error answer: the status and the documented error shape.
 fn assert_error(answer: &(u16, Value), status: u16, code: &str) {
     assert_eq!(answer.0, status, "unexpected answer {answer:?}");
     assert_eq!(answer.1["error"]["code"], code, "{answer:?}");

@@ -1,4 +1,4 @@
-//! The scheduler's planner (DESIGN.md §6, issue #7): from a view of the
+//! The scheduler's planner (issue #7): from a view of the
 //! cluster (workers, their state and zone; shards, their replicas and
 //! leader) it decides which replica moves to start next. Checkers repair
 //! first (replicas on workers down past the timeout, replicas on draining

@@ -88,10 +88,21 @@ impl FrozenGraph {
         graph: &Hnsw<'static, f32, D>,
         len: usize,
     ) -> Option<Self> {
-        // Take the node handles under hnsw_rs's layer lock, then read each
-        // node's links under its own lock only, so inserts are held up for
-        // no longer than the handle copy.
-        let points: Vec<_> = graph.get_point_indexation().into_iter().collect();
+        // Take the node handles one layer at a time, then read each node's
+        // links under its own lock only, so inserts are held up for no
+        // longer than one layer's handle copy. Never through
+        // `PointIndexation`'s own iterator: it takes the layer lock a second
+        // time while holding it, which deadlocks against an insert queued
+        // for that lock in between (parking_lot read locks are not
+        // recursive).
+        let layers = usize::from(graph.get_max_level_observed()) + 1;
+        let indexation = graph.get_point_indexation();
+        let mut points = Vec::new();
+        for layer in 0..layers.min(graph.get_max_level()) {
+            if indexation.get_layer_nb_point(layer) > 0 {
+                points.extend(indexation.get_layer_iterator(layer));
+            }
+        }
         let mut levels = vec![None::<usize>; len];
         let mut links: Vec<Vec<Vec<u32>>> = vec![Vec::new(); len];
         let (mut base_most, mut upper_most) = (0usize, 0usize);
@@ -161,5 +172,86 @@ impl FrozenGraph {
             upper_start,
             upper,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use hnsw_rs::prelude::Hnsw;
+
+    use super::FrozenGraph;
+    use crate::distance::SquaredL2Distance;
+
+    fn vector(i: usize) -> Vec<f32> {
+        (0..8)
+            .map(|d| ((i * 31 + d * 17) % 97) as f32 / 97.0)
+            .collect()
+    }
+
+    /// Copies are taken while inserts run (upkeep does so without the index
+    /// lock). hnsw_rs's own point iterator re-takes the layer lock it holds,
+    /// which deadlocks once an insert queues for that lock in between; the
+    /// copy must finish however the two interleave.
+    #[test]
+    fn copies_taken_during_inserts_finish() {
+        let graph = Arc::new(Hnsw::<f32, SquaredL2Distance>::new(
+            8,
+            20_000,
+            16,
+            32,
+            SquaredL2Distance,
+        ));
+        for i in 0..200 {
+            graph.insert_slice((&vector(i), i));
+        }
+        let done = Arc::new(AtomicBool::new(false));
+        let inserter = {
+            let (graph, done) = (graph.clone(), done.clone());
+            std::thread::spawn(move || {
+                for i in 200..20_000 {
+                    if done.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    graph.insert_slice((&vector(i), i));
+                }
+            })
+        };
+        let (sent, copies) = mpsc::channel();
+        let copier = {
+            let graph = graph.clone();
+            std::thread::spawn(move || {
+                for _ in 0..300 {
+                    let len = graph.get_nb_point();
+                    let copy = FrozenGraph::copy_of(&graph, len).expect("a non-empty graph");
+                    if sent.send(copy.len()).is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+        let mut taken = 0;
+        let mut last = 0;
+        while taken < 300 {
+            match copies.recv_timeout(Duration::from_secs(60)) {
+                Ok(len) => {
+                    assert!(len >= last, "copies cover a growing prefix");
+                    last = len;
+                    taken += 1;
+                }
+                Err(e) => {
+                    done.store(true, Ordering::SeqCst);
+                    // A deadlocked copier never returns; leave it behind.
+                    panic!("copy {taken} did not finish within 60 s ({e}): deadlocked");
+                }
+            }
+        }
+        done.store(true, Ordering::SeqCst);
+        copier.join().expect("copier");
+        inserter.join().expect("inserter");
     }
 }

@@ -295,6 +295,35 @@ enum IndexChange {
     Delete(u64),
 }
 
+/// Upserts in one run at least this long are inserted into the graph on all
+/// cores; shorter runs one by one (thread start-up would cost more).
+const PARALLEL_INSERT_RUN: usize = 32;
+
+/// Makes one entry's index changes in order: each run of consecutive upserts
+/// as one batch (built on all cores when long), each delete on its own.
+fn apply_to_index(index: &mut ShardIndex, changes: Vec<IndexChange>) {
+    let mut run: Vec<(u64, Vec<f32>)> = Vec::new();
+    let flush = |index: &mut ShardIndex, run: &mut Vec<(u64, Vec<f32>)>| {
+        if run.len() >= PARALLEL_INSERT_RUN {
+            index.bulk_upsert(std::mem::take(run));
+        } else {
+            for (row, vector) in run.drain(..) {
+                index.upsert(row, &vector);
+            }
+        }
+    };
+    for change in changes {
+        match change {
+            IndexChange::Upsert(row, vector) => run.push((row, vector)),
+            IndexChange::Delete(row) => {
+                flush(index, &mut run);
+                index.delete(row);
+            }
+        }
+    }
+    flush(index, &mut run);
+}
+
 /// Builds a snapshot from points read when the builder was made, so it is a
 /// consistent view even while later entries are applied.
 pub struct ShardSnapshotBuilder {
@@ -363,15 +392,7 @@ impl RaftStateMachine<ShardTypeConfig> for ShardStateMachine {
                 .put_meta(&mut batch, META_MEMBERSHIP, &membership);
             blocking(|| -> Result<(), StorageError<u64>> {
                 self.store.write(batch).map_err(io_write)?;
-                let mut index = self.write_index();
-                for change in changes {
-                    match change {
-                        IndexChange::Upsert(row, vector) => index.upsert(row, &vector),
-                        IndexChange::Delete(row) => {
-                            index.delete(row);
-                        }
-                    }
-                }
+                apply_to_index(&mut self.write_index(), changes);
                 Ok(())
             })?;
             responses.push(response);
@@ -470,5 +491,42 @@ impl RaftStateMachine<ShardTypeConfig> for ShardStateMachine {
             meta: serde_json::from_slice(&meta).map_err(io_read)?,
             snapshot: Box::new(Cursor::new(data)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vector(seed: u64) -> Vec<f32> {
+        (0..8)
+            .map(|i| ((seed * 31 + i) % 17) as f32 - 8.0)
+            .collect()
+    }
+
+    #[test]
+    fn index_changes_keep_their_order_across_batched_runs() {
+        let params = HnswParams {
+            m: 8,
+            ef_construction: 32,
+        };
+        let mut index = ShardIndex::new(Metric::L2, params);
+        // A long run (batched), a delete of a point of that run, a short run
+        // that re-adds it under a new row, and a delete of a row never added.
+        let mut changes: Vec<IndexChange> = (0..100)
+            .map(|row| IndexChange::Upsert(row, vector(row)))
+            .collect();
+        changes.push(IndexChange::Delete(7));
+        changes.push(IndexChange::Upsert(1_000, vector(7)));
+        changes.push(IndexChange::Delete(99));
+        changes.push(IndexChange::Delete(5_000));
+        apply_to_index(&mut index, changes);
+        index.freeze_all();
+        assert_eq!(index.len(), 99);
+        let hits = index.search(&vector(7), 100, 200, None);
+        let rows: Vec<u64> = hits.iter().map(|(row, _)| *row).collect();
+        assert!(rows.contains(&1_000), "the re-added row is found");
+        assert!(!rows.contains(&7), "the deleted row is gone");
+        assert!(!rows.contains(&99), "the deleted row is gone");
     }
 }
