@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Runs Vectron's whole test suite: installs build prerequisites if missing,
 # builds and runs every test of every crate in the workspace, then (when no
-# cargo arguments narrow the run) the offline Helm chart checks and the kind
-# end-to-end suite, which skips cleanly where kind, docker or helm are missing.
+# cargo arguments narrow the run) the short chaos run (tests/chaos/run.sh:
+# three fault mixes checked for linearizability, and the self-test with a
+# planted bug), the offline Helm chart checks and the kind end-to-end suite,
+# which skips cleanly where kind, docker or helm are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 cargo test --workspace --all-targets "$@"
 if [ "$#" -eq 0 ]; then
+  ./tests/chaos/run.sh "${CARGO_TARGET_DIR:-target}/debug/vectron"
   ./scripts/chart-test.sh
   ./e2e/run.sh
 fi

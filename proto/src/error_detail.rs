@@ -68,6 +68,34 @@ pub fn shard_not_found(shard_id: u64) -> Status {
     )
 }
 
+/// A point of the request hashes outside the shard's range: the caller's
+/// routing table is out of date.
+pub fn wrong_shard(shard_id: u64, field: impl Into<String>, message: impl Into<String>) -> Status {
+    status(
+        Code::FailedPrecondition,
+        ErrorDetail {
+            reason: ErrorReason::WrongShard.into(),
+            message: format!("shard {shard_id}: {}", message.into()),
+            field: field.into(),
+            ..ErrorDetail::default()
+        },
+    )
+}
+
+/// The request is over a size limit (`OUT_OF_RANGE`, rendered by the gateway
+/// as 413); `field` names what is too large.
+pub fn too_large(field: impl Into<String>, message: impl Into<String>) -> Status {
+    status(
+        Code::OutOfRange,
+        ErrorDetail {
+            reason: ErrorReason::InvalidArgument.into(),
+            message: message.into(),
+            field: field.into(),
+            ..ErrorDetail::default()
+        },
+    )
+}
+
 /// The request is invalid; `field` is the path of the offending field.
 pub fn invalid_argument(field: impl Into<String>, message: impl Into<String>) -> Status {
     status(

@@ -36,7 +36,6 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 [ -n "$ready" ] || { echo "vectron dev did not become ready:" >&2; cat "$log" >&2; exit 1; }
-sleep 2 # readiness precedes the worker's registration (issue 14, item 9)
 pd="127.0.0.1:$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["pd"])' "$data/dev-ports.json")"
 
 echo "== vectron bench"

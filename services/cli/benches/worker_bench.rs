@@ -211,6 +211,7 @@ async fn vectron_insert(
         let request = pb::UpsertRequest {
             shard: shard_ref(shard),
             points,
+            ..Default::default()
         };
         // Follow NOT_LEADER hints as a gateway does; upserts are idempotent.
         loop {
@@ -407,7 +408,7 @@ fn restart_bench() {
                 .collect();
             let entry = Entry {
                 log_id: LogId::new(LeaderId::new(1, 1), batch as u64 + 1),
-                payload: EntryPayload::Normal(ShardCommand::Upsert { points }),
+                payload: EntryPayload::Normal(ShardCommand::Upsert { points }.into()),
             };
             machine.apply([entry]).await.expect("apply");
             if (batch + 1) % 10 == 0 {

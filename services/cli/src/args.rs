@@ -32,6 +32,9 @@ pub enum Command {
     Gateway(GatewayArgs),
     /// Benchmark search and ingest against running targets and in-process baselines.
     Bench(BenchArgs),
+    /// Break a local multi-process cluster on a seeded schedule while clients
+    /// read and write, then check the history for linearizability.
+    Chaos(ChaosArgs),
     /// Print the version.
     Version,
 }
@@ -247,6 +250,10 @@ pub struct GatewayArgs {
     /// Serve Prometheus metrics at GET /metrics on this address (off by default).
     #[arg(long, env = "VECTRON_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+    /// TEST ONLY (hidden): serve strong reads stale, the bug the chaos suite
+    /// plants to show that its checker catches one.
+    #[arg(long, hide = true)]
+    pub plant_stale_strong_reads: bool,
     #[command(flatten)]
     pub overload: OverloadArgs,
 }
@@ -340,6 +347,71 @@ mod tests {
         ]);
         assert!(good.is_ok());
     }
+}
+
+/// `vectron chaos`.
+#[derive(Debug, Args)]
+pub struct ChaosArgs {
+    /// Which faults to inject: kill, pause, mixed or failover (leader kills only).
+    #[arg(long, default_value = "mixed")]
+    pub mix: String,
+    /// Fault cycles (inject, hold, heal, recover).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub cycles: u32,
+    /// Seed of the fault schedule and the workload (default: from the clock;
+    /// the run prints it).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// PD nodes.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=7))]
+    pub pd: u32,
+    /// Workers.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=9))]
+    pub workers: u32,
+    /// Shards of the test collection.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub shards: u32,
+    /// Replicas per shard.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=9))]
+    pub replication_factor: u32,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub clients: u32,
+    /// Keys (point ids) the clients share; each is one register.
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub keys: u64,
+    /// Seconds each fault lasts before it is healed.
+    #[arg(long, default_value_t = 3.0)]
+    pub fault_secs: f64,
+    /// Seconds of recovery after each heal.
+    #[arg(long, default_value_t = 3.0)]
+    pub recover_secs: f64,
+    /// Raft election timeout lower bound (ms) of every PD node and worker.
+    #[arg(long, default_value_t = 1000)]
+    pub election_min_ms: u64,
+    /// Raft election timeout upper bound (ms).
+    #[arg(long, default_value_t = 2000)]
+    pub election_max_ms: u64,
+    /// Raft heartbeat interval (ms).
+    #[arg(long, default_value_t = 200)]
+    pub heartbeat_ms: u64,
+    /// Directory for the cluster's data, logs, history and report (default: a
+    /// new directory under the system temp dir; kept when the run fails).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Keep the data directory even when the run passes.
+    #[arg(long)]
+    pub keep: bool,
+    /// The Porcupine checker's Go module (needs `go` on PATH).
+    #[arg(long, default_value = "tests/chaos/checker")]
+    pub checker_dir: PathBuf,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// TEST ONLY: plant a stale-read bug in the gateway; the run must then
+    /// fail (the suite's self-test).
+    #[arg(long)]
+    pub plant_stale_reads: bool,
 }
 
 /// `vectron bench`.

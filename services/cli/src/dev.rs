@@ -147,6 +147,7 @@ pub async fn run(args: DevArgs) -> Result<(), RunError> {
         limits: vectron_config::Limits::default(),
         overload: args.overload.config(),
         metrics_addr: args.metrics_addr,
+        plant_stale_strong_reads: false,
     };
     let gateway = tokio::spawn(vectron_gateway::run(
         gateway_config,

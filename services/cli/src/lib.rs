@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod bench;
+pub mod chaos;
 pub mod dev;
 pub mod playground;
 pub mod run;

@@ -36,6 +36,9 @@ pub enum RunError {
     /// `vectron playground` failed.
     #[error("vectron playground: {0}")]
     Playground(String),
+    /// `vectron chaos` failed or found a violation.
+    #[error("vectron chaos: {0}")]
+    Chaos(#[from] crate::chaos::ChaosError),
 }
 
 /// The version line printed by `vectron version`.
@@ -76,6 +79,7 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         Command::Auth(args) => run_auth(args).await,
         Command::Gateway(args) => run_gateway(args).await,
         Command::Bench(args) => Ok(crate::bench::run(args).await?),
+        Command::Chaos(args) => Ok(crate::chaos::run(args).await?),
     }
 }
 
@@ -223,6 +227,7 @@ async fn run_gateway(args: GatewayArgs) -> Result<(), RunError> {
         limits: vectron_config::Limits::default(),
         overload: args.overload.config(),
         metrics_addr: args.metrics_addr,
+        plant_stale_strong_reads: args.plant_stale_strong_reads,
     };
     vectron_gateway::run(config, shutdown_signal()).await?;
     Ok(())

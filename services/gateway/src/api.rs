@@ -1,14 +1,19 @@
 //! The operations of the public API, shared by the REST and gRPC front ends:
 //! collection management through PD, point writes grouped by shard and sent
-//! to shard leaders in parallel, reads fanned out to every shard they touch,
-//! and search merged to the global top-k. Authorisation happens before these
-//! are called. Does network I/O (PD, workers).
+//! to shard leaders in parallel (each group under one request id, so its
+//! retries apply once), reads fanned out to every shard they touch, and search
+//! merged to the global top-k. When the routing changes under a request (the
+//! collection was dropped and recreated with other shards), the points of the
+//! affected groups are regrouped against the new table and sent again.
+//! Authorisation happens before these are called. Does network I/O (PD,
+//! workers).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::try_join_all;
+use futures::future::join_all;
 use vectron_config::Limits;
 use vectron_ids::PointId;
 use vectron_pd::{PdClient, PdClientOptions};
@@ -18,7 +23,7 @@ use vectron_proto::v1 as api;
 use vectron_proto::worker::v1 as worker;
 
 use crate::convert;
-use crate::dispatch::{Dispatcher, RetryPolicy, Target};
+use crate::dispatch::{DispatchError, Dispatcher, RetryPolicy, Target};
 use crate::error::{ApiError, ErrorKind, Result};
 use crate::metrics::Metrics;
 use crate::model::{
@@ -34,6 +39,9 @@ pub struct Gateway {
     probe: PdClient,
     limits: Limits,
     metrics: Arc<Metrics>,
+    /// The planted defect of the chaos suite's self-test (see
+    /// [`Gateway::plant_stale_strong_reads`]).
+    stale_strong_reads: bool,
 }
 
 fn target(consistency: Consistency) -> Target {
@@ -41,6 +49,23 @@ fn target(consistency: Consistency) -> Target {
         Consistency::Eventual => Target::AnyReplica,
         Consistency::Strong | Consistency::Unspecified => Target::Leader,
     }
+}
+
+/// Most times one request is regrouped after the routing changed under it.
+const MAX_REGROUPS: usize = 3;
+
+/// A fresh id for one shard write and all its retries.
+fn new_request_id() -> Result<Vec<u8>> {
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id)
+        .map_err(|e| ApiError::new(ErrorKind::Internal, format!("OS RNG: {e}")))?;
+    Ok(id.to_vec())
+}
+
+fn rerouted_too_often(collection: &str) -> ApiError {
+    ApiError::unavailable(format!(
+        "the routing of collection {collection:?} kept changing during the request; retry"
+    ))
 }
 
 /// Whether `a` ranks before `b` under `metric` (ties broken by id so the
@@ -70,14 +95,15 @@ fn encode_cursor(shard: usize, after: Option<&str>) -> String {
 
 fn decode_cursor(cursor: &str) -> Result<(usize, Option<String>)> {
     let bad = || ApiError::invalid("cursor", "is not a cursor this API returned");
+    let hex = |digit: u8| char::from(digit).to_digit(16).ok_or_else(bad);
     if !cursor.len().is_multiple_of(2) {
         return Err(bad());
     }
-    let bytes = (0..cursor.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&cursor[i..i + 2], 16))
-        .collect::<std::result::Result<Vec<u8>, _>>()
-        .map_err(|_| bad())?;
+    let bytes = cursor
+        .as_bytes()
+        .chunks_exact(2)
+        .map(|pair| Ok((hex(pair[0])? * 16 + hex(pair[1])?) as u8))
+        .collect::<Result<Vec<u8>>>()?;
     let raw = String::from_utf8(bytes).map_err(|_| bad())?;
     let (shard, after) = raw.split_once(':').ok_or_else(bad)?;
     let shard = shard.parse().map_err(|_| bad())?;
@@ -107,7 +133,28 @@ impl Gateway {
             probe,
             limits,
             metrics,
+            stale_strong_reads: false,
         })
+    }
+
+    /// TEST ONLY: plants a consistency bug — strong point reads are served by
+    /// any replica without a read barrier, so they can return stale values.
+    /// The chaos suite turns this on once to show that its checker catches
+    /// such a bug; nothing else may.
+    pub fn plant_stale_strong_reads(&mut self) {
+        tracing::error!(
+            "PLANTED BUG ON: strong reads are served stale (a chaos-suite self-test; never use this for data)"
+        );
+        self.stale_strong_reads = true;
+    }
+
+    /// Where point reads of `consistency` go, and the consistency asked of
+    /// the worker.
+    fn read_route(&self, consistency: Consistency) -> (Target, Consistency) {
+        if self.stale_strong_reads {
+            return (Target::AnyReplica, Consistency::Eventual);
+        }
+        (target(consistency), consistency)
     }
 
     /// The gateway's metrics.
@@ -128,7 +175,125 @@ impl Gateway {
         self.dispatch.routing().table(collection).await
     }
 
-    /// Succeeds when PD answers and has a leader.
+    /// The routing table this gateway holds for `collection` (fetched from
+    /// PD when not cached).
+    pub async fn routing_table(&self, collection: &str) -> Result<Arc<RoutingTable>> {
+        self.table(collection).await
+    }
+
+    /// Sends `items` to the shards that own them, one `send` per shard with
+    /// that shard's items; the items of a group whose shard turns out to be
+    /// rerouted are regrouped against the refreshed table and sent again.
+    /// Every group is waited for; the first failure is returned.
+    async fn by_owner<I, T, F, Fut>(
+        &self,
+        collection: &str,
+        items: Vec<I>,
+        id_of: impl Fn(&I) -> &PointId,
+        send: F,
+    ) -> Result<Vec<T>>
+    where
+        I: Clone,
+        F: Fn(u64, Arc<Vec<I>>) -> Fut,
+        Fut: Future<Output = Result<T, DispatchError>>,
+    {
+        let mut pending = items;
+        let mut answers = Vec::new();
+        for _ in 0..=MAX_REGROUPS {
+            if pending.is_empty() {
+                return Ok(answers);
+            }
+            let table = self.table(collection).await?;
+            let mut groups: BTreeMap<u64, Vec<I>> = BTreeMap::new();
+            for item in pending.drain(..) {
+                let index = table.map.index_of_point(id_of(&item));
+                let shard = table.shards.get(index).ok_or_else(|| {
+                    ApiError::new(
+                        ErrorKind::Internal,
+                        format!("routing table of {collection:?} has no shard {index}"),
+                    )
+                })?;
+                groups.entry(shard.shard_id).or_default().push(item);
+            }
+            let calls = groups.into_iter().map(|(shard_id, items)| {
+                let items = Arc::new(items);
+                let call = send(shard_id, items.clone());
+                async move { (items, call.await) }
+            });
+            let mut failure = None;
+            for (items, result) in join_all(calls).await {
+                match result {
+                    Ok(answer) => answers.push(answer),
+                    Err(DispatchError::Rerouted { .. }) => pending.extend(items.iter().cloned()),
+                    Err(DispatchError::Api(error)) => {
+                        failure.get_or_insert(error);
+                    }
+                }
+            }
+            if let Some(error) = failure {
+                return Err(error);
+            }
+        }
+        if pending.is_empty() {
+            Ok(answers)
+        } else {
+            Err(rerouted_too_often(collection))
+        }
+    }
+
+    /// Runs `send` once on every shard of the collection; shards that turn
+    /// out to be rerouted are replaced by the shards of the refreshed table
+    /// not yet answered. Every call is waited for; the first failure is
+    /// returned.
+    async fn on_every_shard<T, F, Fut>(&self, collection: &str, send: F) -> Result<Vec<T>>
+    where
+        F: Fn(u64) -> Fut,
+        Fut: Future<Output = Result<T, DispatchError>>,
+    {
+        let mut answered: HashSet<u64> = HashSet::new();
+        let mut answers = Vec::new();
+        for _ in 0..=MAX_REGROUPS {
+            let table = self.table(collection).await?;
+            let shard_ids: Vec<u64> = table
+                .shards
+                .iter()
+                .map(|s| s.shard_id)
+                .filter(|id| !answered.contains(id))
+                .collect();
+            if shard_ids.is_empty() {
+                return Ok(answers);
+            }
+            let calls = shard_ids.into_iter().map(|shard_id| {
+                let call = send(shard_id);
+                async move { (shard_id, call.await) }
+            });
+            let mut failure = None;
+            let mut rerouted = false;
+            for (shard_id, result) in join_all(calls).await {
+                match result {
+                    Ok(answer) => {
+                        answered.insert(shard_id);
+                        answers.push(answer);
+                    }
+                    Err(DispatchError::Rerouted { .. }) => rerouted = true,
+                    Err(DispatchError::Api(error)) => {
+                        failure.get_or_insert(error);
+                    }
+                }
+            }
+            if let Some(error) = failure {
+                return Err(error);
+            }
+            if !rerouted {
+                return Ok(answers);
+            }
+        }
+        Err(rerouted_too_often(collection))
+    }
+
+    /// Succeeds when the gateway can serve: PD answers, has a leader and
+    /// knows at least one worker that is up (before that, creating a
+    /// collection or writing a point could only fail).
     pub async fn ready(&self) -> Result<()> {
         let members = self
             .probe
@@ -137,6 +302,20 @@ impl Gateway {
             .map_err(pd_error)?;
         if members.leader_id == 0 {
             return Err(ApiError::unavailable("the placement driver has no leader"));
+        }
+        let workers = self
+            .probe
+            .call(|mut c| async move { c.list_workers(pd::ListWorkersRequest {}).await })
+            .await
+            .map_err(pd_error)?;
+        if !workers
+            .workers
+            .iter()
+            .any(|w| w.state() == pd::WorkerState::Up)
+        {
+            return Err(ApiError::unavailable(
+                "no worker has registered with the placement driver yet",
+            ));
         }
         Ok(())
     }
@@ -276,67 +455,75 @@ impl Gateway {
     pub async fn upsert(&self, collection: &str, points: Vec<NewPoint>) -> Result<u64> {
         let table = self.table(collection).await?;
         validate::upsert(&points, table.dimension(), &self.limits)?;
-        let mut groups: BTreeMap<usize, Vec<worker::Point>> = BTreeMap::new();
+        let mut wire = Vec::with_capacity(points.len());
         for point in points {
-            let shard = table.map.index_of_point(&point.id);
             let payload_json = match &point.payload {
                 Some(payload) => serde_json::to_vec(payload).map_err(|e| {
                     ApiError::new(ErrorKind::Internal, format!("payload encoding: {e}"))
                 })?,
                 None => Vec::new(),
             };
-            groups.entry(shard).or_default().push(worker::Point {
-                id: Some(convert::id_to_wire(&point.id)),
-                vector: point.vector,
-                payload_json,
-            });
+            wire.push((
+                point.id.clone(),
+                worker::Point {
+                    id: Some(convert::id_to_wire(&point.id)),
+                    vector: point.vector,
+                    payload_json,
+                },
+            ));
         }
-        let calls = groups.into_iter().map(|(index, points)| {
-            let points = Arc::new(points);
-            self.dispatch
-                .on_shard(collection, index, Target::Leader, move |mut c, shard| {
-                    let request = worker::UpsertRequest {
-                        shard: Some(shard),
-                        points: points.as_ref().clone(),
-                    };
-                    async move { c.upsert(request).await }
-                })
-        });
-        let answers = try_join_all(calls).await?;
+        let answers = self
+            .by_owner(
+                collection,
+                wire,
+                |(id, _)| id,
+                |shard_id, points| async move {
+                    let request_id = new_request_id()?;
+                    self.dispatch
+                        .on_shard(collection, shard_id, Target::Leader, |mut c, shard| {
+                            let request = worker::UpsertRequest {
+                                shard: Some(shard),
+                                points: points.iter().map(|(_, p)| p.clone()).collect(),
+                                request_id: request_id.clone(),
+                            };
+                            async move { c.upsert(request).await }
+                        })
+                        .await
+                },
+            )
+            .await?;
         Ok(answers.iter().map(|a| a.upserted).sum())
     }
 
     /// Reads points by id, in the order asked (missing ids omitted).
     pub async fn get_points(&self, collection: &str, query: GetQuery) -> Result<Vec<PointOut>> {
-        let table = self.table(collection).await?;
+        self.table(collection).await?;
         validate::ids(&query.ids, &self.limits)?;
-        let mut groups: BTreeMap<usize, Vec<vectron_proto::common::v1::PointId>> = BTreeMap::new();
-        for id in &query.ids {
-            groups
-                .entry(table.map.index_of_point(id))
-                .or_default()
-                .push(convert::id_to_wire(id));
-        }
-        let calls = groups.into_iter().map(|(index, ids)| {
-            let query = &query;
-            self.dispatch.on_shard(
+        let query = &query;
+        let answers = self
+            .by_owner(
                 collection,
-                index,
-                target(query.consistency),
-                move |mut c, shard| {
-                    let request = worker::GetRequest {
-                        shard: Some(shard),
-                        ids: ids.clone(),
-                        with_vector: query.with_vector,
-                        with_payload: query.with_payload,
-                        consistency: query.consistency.into(),
-                    };
-                    async move { c.get(request).await }
+                query.ids.clone(),
+                |id| id,
+                |shard_id, ids| async move {
+                    let (target, consistency) = self.read_route(query.consistency);
+                    self.dispatch
+                        .on_shard(collection, shard_id, target, |mut c, shard| {
+                                let request = worker::GetRequest {
+                                    shard: Some(shard),
+                                    ids: ids.iter().map(convert::id_to_wire).collect(),
+                                    with_vector: query.with_vector,
+                                    with_payload: query.with_payload,
+                                    consistency: consistency.into(),
+                                };
+                                async move { c.get(request).await }
+                            })
+                        .await
                 },
             )
-        });
+            .await?;
         let mut found: HashMap<String, PointOut> = HashMap::new();
-        for answer in try_join_all(calls).await? {
+        for answer in answers {
             for point in answer.points {
                 if let Some(point) = convert::point_from_worker(point, query.with_vector) {
                     found.insert(point.id.canonical(), point);
@@ -352,53 +539,50 @@ impl Gateway {
 
     /// Deletes points by id or filter; answers how many existed.
     pub async fn delete_points(&self, collection: &str, selector: DeleteSelector) -> Result<u64> {
-        let table = self.table(collection).await?;
-        let requests: Vec<(usize, worker::DeleteRequest)> = match selector {
+        self.table(collection).await?;
+        let answers = match selector {
             DeleteSelector::Ids(ids) => {
                 validate::ids(&ids, &self.limits)?;
-                let mut groups: BTreeMap<usize, Vec<_>> = BTreeMap::new();
-                for id in &ids {
-                    groups
-                        .entry(table.map.index_of_point(id))
-                        .or_default()
-                        .push(convert::id_to_wire(id));
-                }
-                groups
-                    .into_iter()
-                    .map(|(index, ids)| {
-                        (
-                            index,
-                            worker::DeleteRequest {
-                                shard: None,
-                                ids,
-                                filter: None,
-                            },
-                        )
-                    })
-                    .collect()
+                self.by_owner(
+                    collection,
+                    ids,
+                    |id| id,
+                    |shard_id, ids| async move {
+                        let request_id = new_request_id()?;
+                        self.dispatch
+                            .on_shard(collection, shard_id, Target::Leader, |mut c, shard| {
+                                let request = worker::DeleteRequest {
+                                    shard: Some(shard),
+                                    ids: ids.iter().map(convert::id_to_wire).collect(),
+                                    filter: None,
+                                    request_id: request_id.clone(),
+                                };
+                                async move { c.delete(request).await }
+                            })
+                            .await
+                    },
+                )
+                .await?
             }
-            DeleteSelector::Filter(filter) => (0..table.shards.len())
-                .map(|index| {
-                    (
-                        index,
-                        worker::DeleteRequest {
-                            shard: None,
-                            ids: Vec::new(),
-                            filter: Some(filter.clone()),
-                        },
-                    )
+            DeleteSelector::Filter(filter) => {
+                let filter = &filter;
+                self.on_every_shard(collection, |shard_id| async move {
+                    let request_id = new_request_id()?;
+                    self.dispatch
+                        .on_shard(collection, shard_id, Target::Leader, |mut c, shard| {
+                            let request = worker::DeleteRequest {
+                                shard: Some(shard),
+                                ids: Vec::new(),
+                                filter: Some(filter.clone()),
+                                request_id: request_id.clone(),
+                            };
+                            async move { c.delete(request).await }
+                        })
+                        .await
                 })
-                .collect(),
+                .await?
+            }
         };
-        let calls = requests.into_iter().map(|(index, request)| {
-            self.dispatch
-                .on_shard(collection, index, Target::Leader, move |mut c, shard| {
-                    let mut request = request.clone();
-                    request.shard = Some(shard);
-                    async move { c.delete(request).await }
-                })
-        });
-        let answers = try_join_all(calls).await?;
         Ok(answers.iter().map(|a| a.deleted).sum())
     }
 
@@ -416,22 +600,24 @@ impl Gateway {
             with_vector: query.with_vector,
             consistency: query.consistency.into(),
         };
-        let request = Arc::new(request);
-        let calls = (0..table.shards.len()).map(|index| {
-            let request = request.clone();
-            self.dispatch.on_shard(
-                collection,
-                index,
-                target(query.consistency),
-                move |mut c, shard| {
-                    let mut request = request.as_ref().clone();
-                    request.shard = Some(shard);
-                    async move { c.search(request).await }
-                },
-            )
-        });
-        let lists = try_join_all(calls)
-            .await?
+        let request = &request;
+        let answers = self
+            .on_every_shard(collection, |shard_id| async move {
+                self.dispatch
+                    .on_shard(
+                        collection,
+                        shard_id,
+                        target(query.consistency),
+                        |mut c, shard| {
+                            let mut request = request.clone();
+                            request.shard = Some(shard);
+                            async move { c.search(request).await }
+                        },
+                    )
+                    .await
+            })
+            .await?;
+        let lists = answers
             .into_iter()
             .map(|answer| {
                 answer
@@ -464,11 +650,12 @@ impl Gateway {
                 with_payload: query.with_payload,
                 consistency: query.consistency.into(),
             };
+            let shard_id = table.shards[shard].shard_id;
             let answer = self
                 .dispatch
                 .on_shard(
                     collection,
-                    shard,
+                    shard_id,
                     target(query.consistency),
                     |mut c, shard| {
                         let mut request = request.clone();
@@ -518,24 +705,27 @@ impl Gateway {
         filter: Option<Filter>,
         consistency: Consistency,
     ) -> Result<u64> {
-        let table = self.table(collection).await?;
-        let calls = (0..table.shards.len()).map(|index| {
-            let filter = filter.clone();
-            self.dispatch.on_shard(
-                collection,
-                index,
-                target(consistency),
-                move |mut c, shard| {
-                    let request = worker::CountRequest {
-                        shard: Some(shard),
-                        filter: filter.clone(),
-                        consistency: consistency.into(),
-                    };
-                    async move { c.count(request).await }
-                },
-            )
-        });
-        Ok(try_join_all(calls).await?.iter().map(|a| a.count).sum())
+        let filter = &filter;
+        let answers = self
+            .on_every_shard(collection, |shard_id| async move {
+                self.dispatch
+                    .on_shard(
+                        collection,
+                        shard_id,
+                        target(consistency),
+                        |mut c, shard| {
+                            let request = worker::CountRequest {
+                                shard: Some(shard),
+                                filter: filter.clone(),
+                                consistency: consistency.into(),
+                            };
+                            async move { c.count(request).await }
+                        },
+                    )
+                    .await
+            })
+            .await?;
+        Ok(answers.iter().map(|a| a.count).sum())
     }
 
     /// PD members, workers and replica moves.
@@ -679,6 +869,15 @@ mod tests {
         }
         assert_eq!(decode_cursor("zz").expect_err("garbage").field, "cursor");
         assert!(decode_cursor("abc").is_err());
+        // Multi-byte characters of even byte length: refused, not a panic
+        // on a char boundary.
+        for garbage in ["éé", "€a", "0é", "+1"] {
+            assert_eq!(
+                decode_cursor(garbage).expect_err("non-hex").field,
+                "cursor",
+                "{garbage:?}"
+            );
+        }
     }
 
     #[test]

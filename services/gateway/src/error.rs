@@ -142,6 +142,7 @@ impl ApiError {
         let field = detail.as_ref().map(|d| d.field.clone()).unwrap_or_default();
         let reason = detail.as_ref().map(|d| d.reason());
         let kind = match (status.code(), reason) {
+            (Code::OutOfRange, _) => ErrorKind::PayloadTooLarge,
             (_, Some(ErrorReason::InvalidArgument)) | (Code::InvalidArgument, _) => {
                 ErrorKind::InvalidArgument
             }

@@ -47,11 +47,28 @@ pub fn router(frontdoor: Arc<Frontdoor>) -> Router {
         )
         .route("/v1/collections/{name}/points", put(upsert_points))
         .route("/v1/collections/{name}/points/{id}", get(get_point))
-        .route("/v1/collections/{name}/points/get", post(get_points))
-        .route("/v1/collections/{name}/points/delete", post(delete_points))
-        .route("/v1/collections/{name}/points/search", post(search_points))
-        .route("/v1/collections/{name}/points/scroll", post(scroll_points))
-        .route("/v1/collections/{name}/points/count", post(count_points))
+        // The action routes are POST; a GET of the same path reads the point
+        // whose id is that word, which `{id}` alone could not reach.
+        .route(
+            "/v1/collections/{name}/points/get",
+            post(get_points).get(get_point_named("get")),
+        )
+        .route(
+            "/v1/collections/{name}/points/delete",
+            post(delete_points).get(get_point_named("delete")),
+        )
+        .route(
+            "/v1/collections/{name}/points/search",
+            post(search_points).get(get_point_named("search")),
+        )
+        .route(
+            "/v1/collections/{name}/points/scroll",
+            post(scroll_points).get(get_point_named("scroll")),
+        )
+        .route(
+            "/v1/collections/{name}/points/count",
+            post(count_points).get(get_point_named("count")),
+        )
         .route("/v1/auth/login", post(login))
         .route("/v1/auth/users", post(create_user))
         .route("/v1/auth/api-keys", post(create_api_key).get(list_api_keys))
@@ -264,6 +281,29 @@ async fn get_point(
     headers: HeaderMap,
     Path((name, id)): Path<(String, String)>,
     Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    read_point(s, headers, name, id, params).await
+}
+
+/// `GET /v1/collections/{name}/points/<id>` for an id that is also the name
+/// of an action route.
+fn get_point_named(id: &'static str) -> axum::routing::MethodRouter<Shared> {
+    get(
+        move |State(s): State<Shared>,
+              headers: HeaderMap,
+              Path(name): Path<String>,
+              Query(params): Query<HashMap<String, String>>| async move {
+            read_point(s, headers, name, id.to_owned(), params).await
+        },
+    )
+}
+
+async fn read_point(
+    s: Shared,
+    headers: HeaderMap,
+    name: String,
+    id: String,
+    params: HashMap<String, String>,
 ) -> Response {
     answer(
         s.clone()

@@ -52,6 +52,8 @@ pub struct GatewayConfig {
     pub overload: OverloadConfig,
     /// Where to serve `GET /metrics` (Prometheus text); off when `None`.
     pub metrics_addr: Option<SocketAddr>,
+    /// TEST ONLY: serve strong reads stale (the chaos suite's planted bug).
+    pub plant_stale_strong_reads: bool,
 }
 
 /// Runs a gateway until `shutdown` resolves.
@@ -59,8 +61,11 @@ pub async fn run(
     config: GatewayConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), GatewayError> {
-    let gateway = Gateway::new(&config.pd_endpoints, config.limits)
+    let mut gateway = Gateway::new(&config.pd_endpoints, config.limits)
         .map_err(|e| GatewayError::Config(e.message))?;
+    if config.plant_stale_strong_reads {
+        gateway.plant_stale_strong_reads();
+    }
     let auth_on = matches!(config.access, Access::Checked(_));
     let door = Arc::new(Frontdoor::new(gateway, config.access, config.overload));
 

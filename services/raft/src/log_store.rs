@@ -141,6 +141,14 @@ impl<C: GroupConfig> RocksLogStore<C> {
     /// Deletes every key of this group (log and markers), synced.
     pub fn destroy(&self) -> Result<(), rocksdb::Error> {
         let mut batch = WriteBatch::default();
+        self.stage_destroy(&mut batch);
+        self.write_batch(batch)
+    }
+
+    /// Adds the deletion of every key of this group (log and markers) to
+    /// `batch`, for a caller that removes the group's other keys in the same
+    /// atomic write.
+    pub fn stage_destroy(&self, batch: &mut WriteBatch) {
         batch.delete_range_cf(
             self.cf_log(),
             log_key(self.group, 0),
@@ -149,7 +157,6 @@ impl<C: GroupConfig> RocksLogStore<C> {
         for name in [META_VOTE, META_COMMITTED, META_PURGED] {
             batch.delete_cf(self.cf_meta(), meta_key(self.group, name));
         }
-        self.write_batch(batch)
     }
 }
 

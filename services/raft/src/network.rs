@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, SnapshotMismatch,
-    Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    SnapshotMismatch, Unreachable,
 };
+use prost::Message;
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -26,6 +27,30 @@ use crate::convert;
 
 /// How long to wait for a TCP connection to a peer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Largest AppendEntries message sent, in encoded bytes. A batch over it is
+/// refused back to openraft with a hint of how many entries fit, and
+/// openraft resends fewer: without the cap a run of large entries exceeds the
+/// receiver's decode limit ([`crate::service::MAX_MESSAGE_BYTES`]) and the
+/// same range is refused forever. Single entries are capped below this by
+/// their state machines, so one entry always fits.
+pub const MAX_APPEND_BYTES: usize = 64 * 1024 * 1024;
+
+/// How many of `entries` (encoded sizes, in order) fit in one AppendEntries
+/// of at most `limit` bytes; at least one.
+pub fn entries_that_fit(entries: impl IntoIterator<Item = usize>, limit: usize) -> usize {
+    let mut total = 0usize;
+    let mut count = 0usize;
+    for size in entries {
+        // The field tag and length prefix of each repeated entry.
+        total = total.saturating_add(size + 10);
+        if total > limit {
+            break;
+        }
+        count += 1;
+    }
+    count.max(1)
+}
 
 /// A transport-level failure, wrapped into openraft's error types.
 #[derive(Debug, thiserror::Error)]
@@ -190,8 +215,18 @@ impl<C: GroupConfig> RaftNetwork<C> for GrpcNetwork<C> {
         rpc: AppendEntriesRequest<C>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        let message = convert::append_request_to_pb(self.group, &rpc);
+        if message.entries.len() > 1 && message.encoded_len() > MAX_APPEND_BYTES {
+            let fit = entries_that_fit(
+                message.entries.iter().map(Message::encoded_len),
+                MAX_APPEND_BYTES,
+            );
+            return Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(
+                fit as u64,
+            )));
+        }
         let mut client = self.client().map_err(unreachable)?;
-        let request = self.request(convert::append_request_to_pb(self.group, &rpc), &option);
+        let request = self.request(message, &option);
         let reply = client
             .append_entries(request)
             .await
@@ -253,5 +288,19 @@ impl<C: GroupConfig> RaftNetwork<C> for GrpcNetwork<C> {
             .await
             .map_err(|s| self.status_error(s))?;
         convert::vote_response_from_pb(reply.get_ref()).map_err(|e| self.decode_error(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_cut_where_the_bytes_run_out_but_never_to_nothing() {
+        let mib = 1024 * 1024;
+        assert_eq!(entries_that_fit([10 * mib; 10], 64 * mib), 6);
+        assert_eq!(entries_that_fit([100; 5], 64 * mib), 5);
+        assert_eq!(entries_that_fit([100 * mib, 1], 64 * mib), 1);
+        assert_eq!(entries_that_fit(std::iter::empty(), 64 * mib), 1);
     }
 }

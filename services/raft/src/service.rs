@@ -60,6 +60,9 @@ impl<C: GroupConfig> GroupRegistry<C> {
     }
 }
 
+/// Largest Raft message a node accepts or sends, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
 /// The tonic service dispatching Raft RPCs to registered groups.
 pub struct RaftService<C: GroupConfig> {
     registry: Arc<GroupRegistry<C>>,
@@ -69,8 +72,8 @@ impl<C: GroupConfig> RaftService<C> {
     /// A service over `registry`, ready to be added to a tonic server.
     pub fn server(registry: Arc<GroupRegistry<C>>) -> RaftServer<Self> {
         RaftServer::new(Self { registry })
-            .max_decoding_message_size(256 * 1024 * 1024)
-            .max_encoding_message_size(256 * 1024 * 1024)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 }
 

@@ -107,10 +107,27 @@ async fn register(pd: &PdClient, config: &WorkerConfig) -> Result<u64, WorkerErr
             )));
         }
     } else {
-        std::fs::write(&id_file, id.to_string())
+        write_durably(&id_file, id.to_string().as_bytes())
             .map_err(|e| WorkerError::Config(format!("cannot write {}: {e}", id_file.display())))?;
     }
     Ok(id)
+}
+
+/// Writes `path` so that after a crash it holds either nothing or all of
+/// `contents`: a synced temporary file renamed into place, then the
+/// directory synced so the rename itself survives.
+fn write_durably(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let temporary = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&temporary, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Runs a worker until `shutdown` resolves.

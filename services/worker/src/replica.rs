@@ -36,6 +36,9 @@ pub struct Replica {
     pub metric: Metric,
     /// Default search breadth.
     pub ef_search: usize,
+    /// The routing hashes of the points this shard holds; points outside it
+    /// are refused (the caller's routing is out of date).
+    pub range: vectron_routing::HashRange,
     /// Latest epoch PD told us.
     pub epoch: AtomicU64,
     /// Raft handle.
@@ -140,6 +143,10 @@ impl Replica {
                 64
             } else {
                 hnsw.ef_search as usize
+            },
+            range: vectron_routing::HashRange {
+                start: shard.range_start,
+                end: shard.range_end,
             },
             epoch: AtomicU64::new(shard.epoch),
             raft,
@@ -254,9 +261,11 @@ impl Replica {
         self.upkeep.abort();
         let _ = self.raft.shutdown().await;
         self.dumps.remove().map_err(|e| error(e.to_string()))?;
+        // Data and log go in one atomic write: a crash in between must not
+        // leave a log whose entries claim data that is gone (or the reverse).
         let mut batch = rocksdb::WriteBatch::default();
         self.store.delete_all(&mut batch);
-        self.store.write(batch).map_err(|e| error(e.to_string()))?;
-        self.log_store.destroy().map_err(|e| error(e.to_string()))
+        self.log_store.stage_destroy(&mut batch);
+        self.store.write(batch).map_err(|e| error(e.to_string()))
     }
 }

@@ -1,7 +1,9 @@
 //! The `vectron.worker.v1.Worker` gRPC service: per-shard upsert, delete, get,
 //! search, scroll and count. Writes and strong reads go to the shard leader (a
 //! follower answers NOT_LEADER with a hint); stale epochs get STALE_EPOCH;
-//! input is validated whole before anything is proposed. Does I/O through
+//! points that hash outside the shard's range get WRONG_SHARD; input is
+//! validated whole before anything is proposed, and a write's request id goes
+//! into its proposal so a retry is applied at most once. Does I/O through
 //! Raft and RocksDB.
 
 use std::collections::HashMap;
@@ -18,13 +20,19 @@ use vectron_proto::worker::v1::worker_server::Worker;
 
 use crate::filter::PayloadFilter;
 use crate::replica::Replica;
-use crate::shard::command::{PointRecord, ShardCommand, ShardResponse};
+use crate::shard::command::{PointRecord, RequestId, ShardCommand, ShardProposal, ShardResponse};
+use crate::shard::codec;
+use crate::shard::read::{self, ShardQuery};
 use crate::storage::StoredPoint;
 
 /// Largest payload of one point, in bytes of JSON.
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 /// Most points per upsert request.
 pub const MAX_POINTS_PER_UPSERT: usize = 10_000;
+/// Largest write, in bytes of its log entry: well under the Raft transport's
+/// cap per AppendEntries ([`vectron_raft::network::MAX_APPEND_BYTES`]), so
+/// one entry always replicates.
+pub const MAX_ENTRY_BYTES: usize = 32 * 1024 * 1024;
 
 /// The replicas this worker hosts, by shard id.
 pub type Replicas = Arc<RwLock<HashMap<u64, Arc<Replica>>>>;
@@ -75,11 +83,11 @@ fn handing_over(replica: &Replica) -> Status {
     ))
 }
 
-async fn propose(replica: &Replica, command: ShardCommand) -> Result<ShardResponse, Status> {
+async fn propose(replica: &Replica, proposal: ShardProposal) -> Result<ShardResponse, Status> {
     if replica.is_handing_over() {
         return Err(handing_over(replica));
     }
-    match replica.raft.client_write(command).await {
+    match replica.raft.client_write(proposal).await {
         Ok(reply) => match reply.data {
             ShardResponse::Rejected(reason) => Err(error_detail::invalid_argument("", reason)),
             ok => Ok(ok),
@@ -113,6 +121,26 @@ async fn read_barrier(replica: &Replica, consistency: i32) -> Result<(), Status>
     }
 }
 
+fn request_id(bytes: &[u8]) -> Result<Option<RequestId>, Status> {
+    RequestId::from_wire(bytes).map_err(|e| error_detail::invalid_argument("request_id", e))
+}
+
+/// Refuses a point that does not belong to this shard.
+fn check_range(replica: &Replica, id: &vectron_ids::PointId, field: &str) -> Result<(), Status> {
+    let hash = vectron_routing::point_hash(id);
+    if replica.range.contains(hash) {
+        return Ok(());
+    }
+    Err(error_detail::wrong_shard(
+        replica.shard_id,
+        field,
+        format!(
+            "point {id} hashes to {hash:#018x}, outside this shard's range [{:#018x}, {:#018x}]; refresh the routing table",
+            replica.range.start, replica.range.end
+        ),
+    ))
+}
+
 fn point_id(id: Option<&common::PointId>, field: &str) -> Result<vectron_ids::PointId, Status> {
     let id = match id.and_then(|id| id.kind.as_ref()) {
         Some(common::point_id::Kind::Num(n)) => vectron_ids::PointId::Num(*n),
@@ -144,7 +172,9 @@ fn validate_points(replica: &Replica, points: Vec<pb::Point>) -> Result<Vec<Poin
         .into_iter()
         .enumerate()
         .map(|(i, p)| {
-            let id = point_id(p.id.as_ref(), &format!("points[{i}].id"))?;
+            let field = format!("points[{i}].id");
+            let id = point_id(p.id.as_ref(), &field)?;
+            check_range(replica, &id, &field)?;
             if p.vector.len() != replica.dimension {
                 return Err(error_detail::invalid_argument(
                     format!("points[{i}].vector"),
@@ -234,11 +264,25 @@ impl Worker for WorkerService {
     ) -> Result<Response<pb::UpsertResponse>, Status> {
         let request = request.into_inner();
         let replica = self.replica(request.shard.as_ref())?;
+        let request_id = request_id(&request.request_id)?;
         let points = validate_points(&replica, request.points)?;
         if points.is_empty() {
             return Ok(Response::new(pb::UpsertResponse { upserted: 0 }));
         }
-        match propose(&replica, ShardCommand::Upsert { points }).await? {
+        let proposal = ShardProposal {
+            request: request_id,
+            command: ShardCommand::Upsert { points },
+        };
+        let bytes = codec::encoded_len(&proposal);
+        if bytes > MAX_ENTRY_BYTES {
+            return Err(error_detail::too_large(
+                "points",
+                format!(
+                    "the batch encodes to {bytes} bytes; one write to a shard may take at most {MAX_ENTRY_BYTES}: send fewer or smaller points per request"
+                ),
+            ));
+        }
+        match propose(&replica, proposal).await? {
             ShardResponse::Upserted(n) => Ok(Response::new(pb::UpsertResponse { upserted: n })),
             other => Err(internal(format!("unexpected reply {other:?}"))),
         }
@@ -250,6 +294,7 @@ impl Worker for WorkerService {
     ) -> Result<Response<pb::DeleteResponse>, Status> {
         let request = request.into_inner();
         let replica = self.replica(request.shard.as_ref())?;
+        let request_id = request_id(&request.request_id)?;
         let command = match (&request.filter, request.ids.is_empty()) {
             (Some(filter), true) => {
                 compile_filter(Some(filter))?;
@@ -262,8 +307,13 @@ impl Worker for WorkerService {
                     .ids
                     .iter()
                     .enumerate()
-                    .map(|(i, id)| point_id(Some(id), &format!("ids[{i}]")))
-                    .collect::<Result<_, _>>()?,
+                    .map(|(i, id)| {
+                        let field = format!("ids[{i}]");
+                        let id = point_id(Some(id), &field)?;
+                        check_range(&replica, &id, &field)?;
+                        Ok(id)
+                    })
+                    .collect::<Result<_, Status>>()?,
             },
             _ => {
                 return Err(error_detail::invalid_argument(
@@ -272,7 +322,11 @@ impl Worker for WorkerService {
                 ));
             }
         };
-        match propose(&replica, command).await? {
+        let proposal = ShardProposal {
+            request: request_id,
+            command,
+        };
+        match propose(&replica, proposal).await? {
             ShardResponse::Deleted(n) => Ok(Response::new(pb::DeleteResponse { deleted: n })),
             other => Err(internal(format!("unexpected reply {other:?}"))),
         }
@@ -284,21 +338,23 @@ impl Worker for WorkerService {
     ) -> Result<Response<pb::GetResponse>, Status> {
         let request = request.into_inner();
         let replica = self.replica(request.shard.as_ref())?;
+        let ids = request
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let field = format!("ids[{i}]");
+                let id = point_id(Some(id), &field)?;
+                check_range(&replica, &id, &field)?;
+                Ok(id)
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
         read_barrier(&replica, request.consistency).await?;
-        let mut points = Vec::new();
-        for (i, id) in request.ids.iter().enumerate() {
-            let id = point_id(Some(id), &format!("ids[{i}]"))?;
-            let Some(row) = replica.store.row_of(&id.canonical()).map_err(internal)? else {
-                continue;
-            };
-            if let Some(stored) = replica.store.point(row).map_err(internal)? {
-                points.push(output_point(
-                    stored,
-                    request.with_vector,
-                    request.with_payload,
-                ));
-            }
-        }
+        let points = read::get_points(&replica.store, &ids, request.with_payload)
+            .map_err(internal)?
+            .into_iter()
+            .map(|stored| output_point(stored, request.with_vector, request.with_payload))
+            .collect();
         Ok(Response::new(pb::GetResponse { points }))
     }
 
@@ -344,37 +400,26 @@ impl Worker for WorkerService {
         } else {
             request.ef as usize
         };
-        let store = replica.store.clone();
-        let accept = |row: u64| {
-            filter
-                .as_ref()
-                .is_none_or(|f| f.matches(&payload_value(&store.payload(row).unwrap_or_default())))
+        let query = ShardQuery {
+            vector: &request.vector,
+            top_k: request.top_k as usize,
+            ef,
+            filter: filter.as_ref(),
+            with_payload: request.with_payload,
         };
-        let hits = {
-            let index = replica.index.read().unwrap_or_else(|p| p.into_inner());
-            let accept: Option<&dyn Fn(u64) -> bool> = if filter.is_some() {
-                Some(&accept)
-            } else {
-                None
-            };
-            index.search(&request.vector, request.top_k as usize, ef, accept)
-        };
-        let mut results = Vec::with_capacity(hits.len());
-        for (row, score) in hits {
-            let stored = replica
-                .store
-                .point_with(row, request.with_payload)
-                .map_err(internal)?;
-            if let Some(stored) = stored {
+        let results = read::search_points(&replica.index, &replica.store, &query)
+            .map_err(internal)?
+            .into_iter()
+            .map(|(stored, score)| {
                 let point = output_point(stored, request.with_vector, request.with_payload);
-                results.push(pb::ScoredPoint {
+                pb::ScoredPoint {
                     id: point.id,
                     score,
                     vector: point.vector,
                     payload_json: point.payload_json,
-                });
-            }
-        }
+                }
+            })
+            .collect();
         Ok(Response::new(pb::SearchResponse { results }))
     }
 

@@ -16,7 +16,9 @@
 use std::sync::Arc;
 
 use prost::Message;
-use rocksdb::{ColumnFamily, DB, Direction, IteratorMode, WriteBatch};
+use rocksdb::{
+    ColumnFamily, DB, Direction, IteratorMode, ReadOptions, SnapshotWithThreadMode, WriteBatch,
+};
 use vectron_proto::worker::v1::Point;
 
 /// Column family mapping canonical ids to rows.
@@ -103,59 +105,46 @@ impl ShardStore {
         }
     }
 
-    /// The row of a canonical id.
-    pub fn row_of(&self, canonical_id: &str) -> Result<Option<u64>, StorageError> {
-        let bytes = self.db.get_cf(
-            self.cf(CF_IDS),
-            prefixed(self.shard, canonical_id.as_bytes()),
-        )?;
-        bytes
-            .map(|b| {
-                <[u8; 8]>::try_from(b.as_slice())
-                    .map(u64::from_be_bytes)
-                    .map_err(|_| self.corrupt("row", "not 8 bytes"))
-            })
-            .transpose()
+    /// A consistent read view of the shard: every read through it sees the
+    /// store as it was when the view was taken, whatever is written after.
+    pub fn view(&self) -> ShardView<'_> {
+        ShardView {
+            store: self,
+            snapshot: Some(self.db.snapshot()),
+        }
     }
 
-    /// The point stored at `row`.
+    fn latest(&self) -> ShardView<'_> {
+        ShardView {
+            store: self,
+            snapshot: None,
+        }
+    }
+
+    /// The row of a canonical id (latest state; use [`ShardStore::view`]
+    /// when several reads must agree).
+    pub fn row_of(&self, canonical_id: &str) -> Result<Option<u64>, StorageError> {
+        self.latest().row_of(canonical_id)
+    }
+
+    /// The point stored at `row` (latest state).
     pub fn point(&self, row: u64) -> Result<Option<StoredPoint>, StorageError> {
-        self.point_with(row, true)
+        self.latest().point_with(row, true)
     }
 
     /// The point stored at `row`, its payload read only if `with_payload`
-    /// (left empty otherwise).
+    /// (left empty otherwise; latest state).
     pub fn point_with(
         &self,
         row: u64,
         with_payload: bool,
     ) -> Result<Option<StoredPoint>, StorageError> {
-        let key = prefixed(self.shard, &row.to_be_bytes());
-        let Some(bytes) = self.db.get_cf(self.cf(CF_POINTS), &key)? else {
-            return Ok(None);
-        };
-        let point = Point::decode(bytes.as_slice()).map_err(|e| self.corrupt("point", e))?;
-        let payload = if with_payload {
-            self.db
-                .get_cf(self.cf(CF_PAYLOADS), &key)?
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        Ok(Some(StoredPoint {
-            row,
-            point,
-            payload,
-        }))
+        self.latest().point_with(row, with_payload)
     }
 
-    /// The payload JSON of `row` (empty when none).
+    /// The payload JSON of `row` (empty when none; latest state).
     pub fn payload(&self, row: u64) -> Result<Vec<u8>, StorageError> {
-        let key = prefixed(self.shard, &row.to_be_bytes());
-        Ok(self
-            .db
-            .get_cf(self.cf(CF_PAYLOADS), key)?
-            .unwrap_or_default())
+        self.latest().payload(row)
     }
 
     /// Adds writes of a point to `batch`.
@@ -185,33 +174,10 @@ impl ShardStore {
         batch.delete_cf(self.cf(CF_PAYLOADS), row_key);
     }
 
-    /// Every stored point of the shard, in row order.
+    /// Every stored point of the shard, in row order, read from one
+    /// consistent view.
     pub fn points(&self) -> Result<Vec<StoredPoint>, StorageError> {
-        let start = prefixed(self.shard, &[]);
-        let mut points = Vec::new();
-        let iter = self.db.iterator_cf(
-            self.cf(CF_POINTS),
-            IteratorMode::From(&start, Direction::Forward),
-        );
-        for item in iter {
-            let (key, value) = item?;
-            if !key.starts_with(&self.shard.to_be_bytes()) {
-                break;
-            }
-            let row = key
-                .get(8..16)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes)
-                .ok_or_else(|| self.corrupt("row key", "not 16 bytes"))?;
-            let point = Point::decode(value.as_ref()).map_err(|e| self.corrupt("point", e))?;
-            let payload = self.payload(row)?;
-            points.push(StoredPoint {
-                row,
-                point,
-                payload,
-            });
-        }
-        Ok(points)
+        self.view().points()
     }
 
     /// A metadata value.
@@ -222,11 +188,35 @@ impl ShardStore {
         )?)
     }
 
+    /// Every metadata entry whose name starts with `prefix`, as (name
+    /// without the prefix, value), in name order.
+    pub fn meta_with_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+        let start = prefixed(self.shard, prefix);
+        let mut entries = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_SHARD_META),
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item?;
+            let Some(name) = key.strip_prefix(start.as_slice()) else {
+                break;
+            };
+            entries.push((name.to_vec(), value.to_vec()));
+        }
+        Ok(entries)
+    }
+
+    /// Adds the removal of a metadata value to `batch`.
+    pub fn delete_meta(&self, batch: &mut WriteBatch, name: &[u8]) {
+        batch.delete_cf(self.cf(CF_SHARD_META), prefixed(self.shard, name));
+    }
+
     /// Adds a metadata write to `batch`.
-    pub fn put_meta(&self, batch: &mut WriteBatch, name: &str, value: &[u8]) {
+    pub fn put_meta(&self, batch: &mut WriteBatch, name: impl AsRef<[u8]>, value: &[u8]) {
         batch.put_cf(
             self.cf(CF_SHARD_META),
-            prefixed(self.shard, name.as_bytes()),
+            prefixed(self.shard, name.as_ref()),
             value,
         );
     }
@@ -246,5 +236,107 @@ impl ShardStore {
         Ok(self
             .db
             .write_opt(batch, &vectron_raft::log_store::sync_write_options())?)
+    }
+}
+
+/// Reads of one shard, either of the latest state or of a RocksDB snapshot
+/// (see [`ShardStore::view`]).
+pub struct ShardView<'a> {
+    store: &'a ShardStore,
+    snapshot: Option<SnapshotWithThreadMode<'a, DB>>,
+}
+
+impl ShardView<'_> {
+    fn options(&self) -> ReadOptions {
+        let mut options = ReadOptions::default();
+        if let Some(snapshot) = &self.snapshot {
+            options.set_snapshot(snapshot);
+        }
+        options
+    }
+
+    fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .store
+            .db
+            .get_cf_opt(self.store.cf(cf), key, &self.options())?)
+    }
+
+    /// The row of a canonical id.
+    pub fn row_of(&self, canonical_id: &str) -> Result<Option<u64>, StorageError> {
+        let bytes = self.get(
+            CF_IDS,
+            &prefixed(self.store.shard, canonical_id.as_bytes()),
+        )?;
+        bytes
+            .map(|b| {
+                <[u8; 8]>::try_from(b.as_slice())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| self.store.corrupt("row", "not 8 bytes"))
+            })
+            .transpose()
+    }
+
+    /// The point stored at `row`, its payload read only if `with_payload`
+    /// (left empty otherwise).
+    pub fn point_with(
+        &self,
+        row: u64,
+        with_payload: bool,
+    ) -> Result<Option<StoredPoint>, StorageError> {
+        let key = prefixed(self.store.shard, &row.to_be_bytes());
+        let Some(bytes) = self.get(CF_POINTS, &key)? else {
+            return Ok(None);
+        };
+        let point =
+            Point::decode(bytes.as_slice()).map_err(|e| self.store.corrupt("point", e))?;
+        let payload = if with_payload {
+            self.get(CF_PAYLOADS, &key)?.unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        Ok(Some(StoredPoint {
+            row,
+            point,
+            payload,
+        }))
+    }
+
+    /// The payload JSON of `row` (empty when none).
+    pub fn payload(&self, row: u64) -> Result<Vec<u8>, StorageError> {
+        let key = prefixed(self.store.shard, &row.to_be_bytes());
+        Ok(self.get(CF_PAYLOADS, &key)?.unwrap_or_default())
+    }
+
+    /// Every stored point of the shard, in row order.
+    pub fn points(&self) -> Result<Vec<StoredPoint>, StorageError> {
+        let shard = self.store.shard;
+        let start = prefixed(shard, &[]);
+        let mut points = Vec::new();
+        let iter = self.store.db.iterator_cf_opt(
+            self.store.cf(CF_POINTS),
+            self.options(),
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item?;
+            if !key.starts_with(&shard.to_be_bytes()) {
+                break;
+            }
+            let row = key
+                .get(8..16)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| self.store.corrupt("row key", "not 16 bytes"))?;
+            let point =
+                Point::decode(value.as_ref()).map_err(|e| self.store.corrupt("point", e))?;
+            let payload = self.payload(row)?;
+            points.push(StoredPoint {
+                row,
+                point,
+                payload,
+            });
+        }
+        Ok(points)
     }
 }

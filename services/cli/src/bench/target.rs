@@ -488,6 +488,7 @@ impl Target for Worker {
                         payload_json: Vec::new(),
                     })
                     .collect(),
+                ..Default::default()
             };
             client
                 .clone()

@@ -110,6 +110,35 @@ async fn dev_serves_every_rest_row_and_keeps_data_across_kill9() {
     )
     .await
     .expect("string id");
+    // Ids that are also the names of action routes are readable by GET.
+    let words = ["get", "delete", "search", "scroll", "count"];
+    let named: Vec<Point> = words
+        .iter()
+        .map(|w| Point::new(*w, vec![0.1, 0.2, 0.3, 0.4]).with_payload(json!({"word": w})))
+        .collect();
+    assert_eq!(c.upsert("docs", &named).await.expect("word ids"), 5);
+    for word in words {
+        let read = c
+            .call(
+                Method::GET,
+                &format!("/v1/collections/docs/points/{word}"),
+                None,
+            )
+            .await
+            .expect("get word id");
+        assert_eq!(read.0, 200, "GET of point {word:?}: {read:?}");
+        assert_eq!(read.1["point"]["id"], word);
+        assert_eq!(read.1["point"]["payload"]["word"], word);
+    }
+    let deleted = c
+        .call(
+            Method::POST,
+            "/v1/collections/docs/points/delete",
+            Some(&json!({"ids": words})),
+        )
+        .await
+        .expect("delete word ids");
+    assert_eq!(deleted.1["deleted"], 5, "{deleted:?}");
     let one = c
         .call(Method::GET, "/v1/collections/docs/points/7", None)
         .await

@@ -244,3 +244,157 @@ async fn playground_with_auth_runs_the_auth_service_as_its_own_process() {
         .expect_err("read key writes");
     assert_eq!(denied.status(), Some(403));
 }
+
+/// Defect: a gateway whose routing cache predated a drop and recreate of a
+/// collection with another shard count wrote points into the wrong shards
+/// (seen as points that could not be read by id), and workers never checked
+/// the hash range. Here a second gateway (the gateway library in this test
+/// process, over the playground's PD) caches the 2-shard layout, the
+/// collection is recreated with 4 shards through the playground's gateway,
+/// and every point the stale gateway then writes is readable by id through
+/// both gateways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_with_a_stale_routing_table_writes_into_the_right_shards() {
+    use vectron_gateway::api::Gateway;
+    use vectron_gateway::model::{GetQuery, NewPoint};
+
+    let _serial = serial().await;
+    let pg = Playground::start(1, 2);
+    let client = pg.client();
+    let spec = |shards: u32| {
+        json!({"name": "re", "dimension": DIM, "metric": "cosine", "shards": shards, "replication_factor": 1})
+    };
+    client
+        .create_collection(&spec(2))
+        .await
+        .expect("create collection");
+    let stale = Gateway::new(&pg.pd_endpoints(), vectron_config::Limits::default())
+        .expect("second gateway");
+    let new_point = |i: u64| NewPoint {
+        id: vectron_ids::PointId::Num(i),
+        vector: vector(i),
+        payload: None,
+    };
+    assert_eq!(
+        stale.upsert("re", vec![new_point(0)]).await.expect("warm"),
+        1
+    );
+
+    client.delete_collection("re").await.expect("drop");
+    client
+        .create_collection(&spec(4))
+        .await
+        .expect("recreate with 4 shards");
+    let total = 200u64;
+    let written = stale
+        .upsert("re", (0..total).map(new_point).collect())
+        .await
+        .expect("upsert through the stale gateway");
+    assert_eq!(written, total);
+
+    let ids: Vec<vectron_ids::PointId> = (0..total).map(vectron_ids::PointId::Num).collect();
+    let through_stale = stale
+        .get_points(
+            "re",
+            GetQuery {
+                ids: ids.clone(),
+                with_vector: false,
+                with_payload: false,
+                consistency: vectron_proto::common::v1::Consistency::Strong,
+            },
+        )
+        .await
+        .expect("get through the stale gateway");
+    assert_eq!(through_stale.len() as u64, total, "every point by id");
+    let body = json!({"ids": (0..total).collect::<Vec<u64>>()});
+    let through_playground = client.get_points("re", &body).await.expect("get");
+    assert_eq!(
+        through_playground.len() as u64,
+        total,
+        "every point readable by id through the other gateway"
+    );
+    assert_eq!(client.count("re", &json!({})).await.expect("count"), total);
+
+    // The worker itself refuses a point outside its shard's range, naming
+    // the reason, and writes nothing.
+    use vectron_proto::pd::v1 as pd;
+    use vectron_proto::worker::v1 as pb;
+    let table = stale
+        .routing_table("re")
+        .await
+        .expect("routing table");
+    let (home, other) = (&table.shards[0], &table.shards[1]);
+    let foreign = (0..total)
+        .find(|i| {
+            let hash = vectron_routing::point_hash(&vectron_ids::PointId::Num(*i));
+            other.range_start <= hash && hash <= other.range_end
+        })
+        .expect("a point of shard 1");
+    let replica = home
+        .replicas
+        .iter()
+        .find(|r| r.kind() != pd::ReplicaKind::Learner)
+        .expect("a replica");
+    let mut worker = crate::harness::worker_client(&replica.addr)
+        .await
+        .expect("worker reachable");
+    let refused = worker
+        .upsert(pb::UpsertRequest {
+            shard: Some(pb::ShardRef {
+                shard_id: home.shard_id,
+                epoch: home.epoch,
+            }),
+            points: vec![pb::Point {
+                id: Some(vectron_proto::common::v1::PointId {
+                    kind: Some(vectron_proto::common::v1::point_id::Kind::Num(foreign)),
+                }),
+                vector: vector(foreign),
+                payload_json: Vec::new(),
+            }],
+            request_id: Vec::new(),
+        })
+        .await
+        .expect_err("a point of another shard is refused");
+    let detail = vectron_proto::error_detail::detail_of(&refused).expect("error detail");
+    assert_eq!(
+        detail.reason(),
+        vectron_proto::common::v1::ErrorReason::WrongShard,
+        "{refused:?}"
+    );
+    assert_eq!(detail.field, "points[0].id");
+    assert_eq!(client.count("re", &json!({})).await.expect("count"), total);
+
+    // A write whose log entry would pass the entry cap is refused before it
+    // is proposed (it could never replicate), naming the field.
+    let filler = format!(r#"{{"text": "{}"}}"#, "x".repeat(60 * 1024));
+    let own: Vec<u64> = (1_000..100_000u64)
+        .filter(|i| {
+            let hash = vectron_routing::point_hash(&vectron_ids::PointId::Num(*i));
+            home.range_start <= hash && hash <= home.range_end
+        })
+        .take(700)
+        .collect();
+    let big = worker
+        .upsert(pb::UpsertRequest {
+            shard: Some(pb::ShardRef {
+                shard_id: home.shard_id,
+                epoch: home.epoch,
+            }),
+            points: own
+                .iter()
+                .map(|i| pb::Point {
+                    id: Some(vectron_proto::common::v1::PointId {
+                        kind: Some(vectron_proto::common::v1::point_id::Kind::Num(*i)),
+                    }),
+                    vector: vector(*i),
+                    payload_json: filler.clone().into_bytes(),
+                })
+                .collect(),
+            request_id: Vec::new(),
+        })
+        .await
+        .expect_err("a 42 MB entry is refused");
+    assert_eq!(big.code(), tonic::Code::OutOfRange, "{big:?}");
+    assert!(big.message().contains("at most"), "{big:?}");
+    assert_eq!(client.count("re", &json!({})).await.expect("count"), total);
+}

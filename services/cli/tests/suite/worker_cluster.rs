@@ -131,6 +131,8 @@ async fn acknowledged_upserts_survive_kill_and_restart_of_any_worker() {
                 epoch: shard.epoch,
             }),
             points: (batch * 500..(batch + 1) * 500).map(point).collect(),
+            // One id for every attempt of the batch, as the gateway sends.
+            request_id: (u128::from(batch) + 1).to_be_bytes().to_vec(),
         };
         let mut attempts = 0;
         let reply = loop {
@@ -158,6 +160,7 @@ async fn acknowledged_upserts_survive_kill_and_restart_of_any_worker() {
                 epoch: shard.epoch,
             }),
             points: vec![point(10_000), bad],
+            ..Default::default()
         })
         .await
         .expect_err("NaN rejected");

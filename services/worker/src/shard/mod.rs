@@ -1,18 +1,22 @@
 //! One shard replica: its Raft type configuration, the commands replicated
-//! through its log, and the state machine that applies them to RocksDB and
-//! the HNSW index.
+//! through its log, the table that applies each client request once, the
+//! state machine that applies them to RocksDB and the HNSW index, and the
+//! consistent reads served from both.
 
+pub mod codec;
 pub mod command;
+pub mod dedup;
+pub mod read;
 pub mod state_machine;
 
 use std::io::Cursor;
 
-use command::{ShardCommand, ShardResponse};
+use command::{ShardProposal, ShardResponse};
 
 openraft::declare_raft_types!(
     /// The Raft types of a shard group.
     pub ShardTypeConfig:
-        D = ShardCommand,
+        D = ShardProposal,
         R = ShardResponse,
         NodeId = u64,
         Node = openraft::BasicNode,

@@ -1,7 +1,10 @@
 //! The state machine of a shard replica: applies each committed entry as one
-//! synced RocksDB write batch, then updates the HNSW index;
-//! rebuilds the index from RocksDB on open; builds and installs snapshots of
-//! the shard's points. Does disk I/O.
+//! synced RocksDB write batch, then updates the HNSW index, holding the
+//! index's write lock across both so a reader that holds its read lock sees
+//! index and rows of the same entry; answers a repeated client request from
+//! its dedup table instead of applying it again; rebuilds the index from
+//! RocksDB on open; builds and installs snapshots of the shard's points and
+//! request table. Does disk I/O.
 
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -18,7 +21,8 @@ use rocksdb::WriteBatch;
 use vectron_proto::worker::v1::Point;
 
 use super::ShardTypeConfig;
-use super::command::{PointRecord, ShardCommand, ShardResponse};
+use super::command::{PointRecord, RequestId, ShardCommand, ShardProposal, ShardResponse};
+use super::dedup::{DedupTable, Recorded};
 use crate::distance::Metric;
 use crate::filter::PayloadFilter;
 use crate::index::disk::IndexDir;
@@ -45,12 +49,29 @@ pub struct SnapshotPoint {
     pub point: Option<Point>,
 }
 
+/// One remembered client request of a snapshot.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SnapshotRequest {
+    /// The request id, 16 bytes.
+    #[prost(bytes = "vec", tag = "1")]
+    pub id: Vec<u8>,
+    /// The log index that applied it.
+    #[prost(uint64, tag = "2")]
+    pub log_index: u64,
+    /// Its answer, JSON.
+    #[prost(bytes = "vec", tag = "3")]
+    pub response_json: Vec<u8>,
+}
+
 /// The data of a shard snapshot.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct SnapshotData {
     /// Every point of the shard.
     #[prost(message, repeated, tag = "1")]
     pub points: Vec<SnapshotPoint>,
+    /// The shard's dedup table.
+    #[prost(message, repeated, tag = "2")]
+    pub requests: Vec<SnapshotRequest>,
 }
 
 fn io_read(e: impl std::error::Error + 'static) -> StorageError<u64> {
@@ -69,6 +90,7 @@ pub struct ShardStateMachine {
     loaded_from_disk: usize,
     applied: Option<LogId<u64>>,
     membership: StoredMembership<u64, BasicNode>,
+    requests: DedupTable,
 }
 
 impl ShardStateMachine {
@@ -92,6 +114,7 @@ impl ShardStateMachine {
             .map(|b| serde_json::from_slice(&b).map_err(io_read))
             .transpose()?
             .unwrap_or_default();
+        let requests = DedupTable::load(&store).map_err(io_read)?;
         let started = Instant::now();
         let stored: Vec<(u64, Vec<f32>)> = store
             .points()
@@ -125,7 +148,13 @@ impl ShardStateMachine {
             loaded_from_disk,
             applied,
             membership,
+            requests,
         })
+    }
+
+    /// Client requests remembered for deduplication.
+    pub fn remembered_requests(&self) -> usize {
+        self.requests.len()
     }
 
     /// Points the index loaded from dumps (rather than built) on open.
@@ -260,7 +289,19 @@ impl ShardStateMachine {
                 }),
             })
             .collect();
-        Ok(SnapshotData { points }.encode_to_vec())
+        let requests = self
+            .requests
+            .entries()
+            .into_iter()
+            .map(|(id, recorded)| {
+                Ok(SnapshotRequest {
+                    id: id.to_wire(),
+                    log_index: recorded.log_index,
+                    response_json: serde_json::to_vec(&recorded.response).map_err(io_write)?,
+                })
+            })
+            .collect::<Result<_, StorageError<u64>>>()?;
+        Ok(SnapshotData { points, requests }.encode_to_vec())
     }
 }
 
@@ -374,10 +415,27 @@ impl RaftStateMachine<ShardTypeConfig> for ShardStateMachine {
             self.applied = Some(entry.log_id);
             let response = match entry.payload {
                 EntryPayload::Blank => ShardResponse::Done,
-                EntryPayload::Normal(command) => {
+                EntryPayload::Normal(ShardProposal {
+                    request: Some(id),
+                    ..
+                }) if self.requests.answer(id).is_some() => {
+                    // A retry of a request that already committed: answer as
+                    // the first time, change nothing.
+                    self.requests.answer(id).cloned().unwrap_or_default()
+                }
+                EntryPayload::Normal(ShardProposal { request, command }) => {
                     let (response, staged) =
                         self.stage(&mut batch, &mut overlay, command, entry.log_id.index)?;
                     changes = staged;
+                    if let Some(id) = request {
+                        self.requests.record(
+                            &self.store,
+                            &mut batch,
+                            id,
+                            entry.log_id.index,
+                            response.clone(),
+                        );
+                    }
                     response
                 }
                 EntryPayload::Membership(membership) => {
@@ -391,8 +449,11 @@ impl RaftStateMachine<ShardTypeConfig> for ShardStateMachine {
             self.store
                 .put_meta(&mut batch, META_MEMBERSHIP, &membership);
             blocking(|| -> Result<(), StorageError<u64>> {
+                // Rows and index change under one write lock: searches hold
+                // the read lock while they read rows (see `read`).
+                let mut index = self.write_index();
                 self.store.write(batch).map_err(io_write)?;
-                apply_to_index(&mut self.write_index(), changes);
+                apply_to_index(&mut index, changes);
                 Ok(())
             })?;
             responses.push(response);
@@ -449,6 +510,25 @@ impl RaftStateMachine<ShardTypeConfig> for ShardStateMachine {
             };
             self.store.put_point(&mut batch, &canonical, &stored);
         }
+        let requests = data
+            .requests
+            .into_iter()
+            .map(|r| {
+                let id = RequestId::from_wire(&r.id)
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| io_read(std::io::Error::other("bad request id in snapshot")))?;
+                let response = serde_json::from_slice(&r.response_json).map_err(io_read)?;
+                Ok((
+                    id,
+                    Recorded {
+                        log_index: r.log_index,
+                        response,
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>, StorageError<u64>>>()?;
+        self.requests.replace(&self.store, &mut batch, requests);
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         let applied = serde_json::to_vec(&self.applied).map_err(io_write)?;
