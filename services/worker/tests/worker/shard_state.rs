@@ -431,8 +431,11 @@ async fn reads_see_every_point_while_it_is_being_updated() {
     let store = ShardStore::new(db.clone(), 1);
     let index = machine.index();
     let done = Arc::new(AtomicBool::new(false));
-    let reader = {
+    // One thread only gets and one only searches, so each spins on its own
+    // read path and lands inside an apply as often as the machine allows.
+    let getter = {
         let done = done.clone();
+        let store = store.clone();
         std::thread::spawn(move || {
             let ids: Vec<PointId> = (0..10).map(PointId::Num).collect();
             let mut reads = 0u64;
@@ -442,6 +445,17 @@ async fn reads_see_every_point_while_it_is_being_updated() {
                 if got.len() != 10 {
                     problems.push(format!("get found {} of 10 points", got.len()));
                 }
+                reads += 1;
+            }
+            (reads, problems)
+        })
+    };
+    let searcher = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut reads = 0u64;
+            let mut problems = Vec::new();
+            while !done.load(Ordering::Relaxed) && problems.len() < 5 {
                 let id = reads % 10;
                 let query = ShardQuery {
                     vector: &[id as f32 * 10.0, 1.0, 0.0, 0.0],
@@ -459,17 +473,16 @@ async fn reads_see_every_point_while_it_is_being_updated() {
             (reads, problems)
         })
     };
-    for version in 1..=400u64 {
+    for version in 1..=1_000u64 {
         machine
             .apply([entry(1 + version, points(version))])
             .await
             .expect("apply");
     }
     done.store(true, Ordering::Relaxed);
-    let (reads, problems) = reader.join().expect("reader");
-    assert!(reads > 0, "the reader ran");
-    assert!(
-        problems.is_empty(),
-        "after {reads} reads: {problems:?}"
-    );
+    for (what, reader) in [("get", getter), ("search", searcher)] {
+        let (reads, problems) = reader.join().expect("reader");
+        assert!(reads > 0, "the {what} reader ran");
+        assert!(problems.is_empty(), "after {reads} reads by the {what} thread: {problems:?}");
+    }
 }
