@@ -509,15 +509,15 @@ impl Gateway {
                     let (target, consistency) = self.read_route(query.consistency);
                     self.dispatch
                         .on_shard(collection, shard_id, target, |mut c, shard| {
-                                let request = worker::GetRequest {
-                                    shard: Some(shard),
-                                    ids: ids.iter().map(convert::id_to_wire).collect(),
-                                    with_vector: query.with_vector,
-                                    with_payload: query.with_payload,
-                                    consistency: consistency.into(),
-                                };
-                                async move { c.get(request).await }
-                            })
+                            let request = worker::GetRequest {
+                                shard: Some(shard),
+                                ids: ids.iter().map(convert::id_to_wire).collect(),
+                                with_vector: query.with_vector,
+                                with_payload: query.with_payload,
+                                consistency: consistency.into(),
+                            };
+                            async move { c.get(request).await }
+                        })
                         .await
                 },
             )
@@ -709,19 +709,14 @@ impl Gateway {
         let answers = self
             .on_every_shard(collection, |shard_id| async move {
                 self.dispatch
-                    .on_shard(
-                        collection,
-                        shard_id,
-                        target(consistency),
-                        |mut c, shard| {
-                            let request = worker::CountRequest {
-                                shard: Some(shard),
-                                filter: filter.clone(),
-                                consistency: consistency.into(),
-                            };
-                            async move { c.count(request).await }
-                        },
-                    )
+                    .on_shard(collection, shard_id, target(consistency), |mut c, shard| {
+                        let request = worker::CountRequest {
+                            shard: Some(shard),
+                            filter: filter.clone(),
+                            consistency: consistency.into(),
+                        };
+                        async move { c.count(request).await }
+                    })
                     .await
             })
             .await?;

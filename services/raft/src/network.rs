@@ -11,13 +11,13 @@ use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
     SnapshotMismatch, Unreachable,
 };
-use prost::Message;
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, SnapshotSegmentId};
+use prost::Message;
 use tonic::transport::{Channel, Endpoint};
 use vectron_proto::raft::v1 as pb;
 use vectron_proto::raft::v1::raft_client::RaftClient;
@@ -221,9 +221,9 @@ impl<C: GroupConfig> RaftNetwork<C> for GrpcNetwork<C> {
                 message.entries.iter().map(Message::encoded_len),
                 MAX_APPEND_BYTES,
             );
-            return Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(
-                fit as u64,
-            )));
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(fit as u64),
+            ));
         }
         let mut client = self.client().map_err(unreachable)?;
         let request = self.request(message, &option);

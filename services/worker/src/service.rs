@@ -20,8 +20,8 @@ use vectron_proto::worker::v1::worker_server::Worker;
 
 use crate::filter::PayloadFilter;
 use crate::replica::Replica;
-use crate::shard::command::{PointRecord, RequestId, ShardCommand, ShardProposal, ShardResponse};
 use crate::shard::codec;
+use crate::shard::command::{PointRecord, RequestId, ShardCommand, ShardProposal, ShardResponse};
 use crate::shard::read::{self, ShardQuery};
 use crate::storage::StoredPoint;
 

@@ -264,10 +264,7 @@ impl ShardView<'_> {
 
     /// The row of a canonical id.
     pub fn row_of(&self, canonical_id: &str) -> Result<Option<u64>, StorageError> {
-        let bytes = self.get(
-            CF_IDS,
-            &prefixed(self.store.shard, canonical_id.as_bytes()),
-        )?;
+        let bytes = self.get(CF_IDS, &prefixed(self.store.shard, canonical_id.as_bytes()))?;
         bytes
             .map(|b| {
                 <[u8; 8]>::try_from(b.as_slice())
@@ -288,8 +285,7 @@ impl ShardView<'_> {
         let Some(bytes) = self.get(CF_POINTS, &key)? else {
             return Ok(None);
         };
-        let point =
-            Point::decode(bytes.as_slice()).map_err(|e| self.store.corrupt("point", e))?;
+        let point = Point::decode(bytes.as_slice()).map_err(|e| self.store.corrupt("point", e))?;
         let payload = if with_payload {
             self.get(CF_PAYLOADS, &key)?.unwrap_or_default()
         } else {

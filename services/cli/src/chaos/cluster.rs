@@ -122,7 +122,13 @@ impl Cluster {
                 s("3600"),
             ];
             args.extend(timing.iter().cloned());
-            members.push(Member::new(&logs, &format!("pd-{id}"), Role::Pd, addr, args));
+            members.push(Member::new(
+                &logs,
+                &format!("pd-{id}"),
+                Role::Pd,
+                addr,
+                args,
+            ));
         }
         for j in 1..=spec.workers {
             let addr = loopback(base + 30 + j)?;

@@ -57,9 +57,8 @@ pub enum ChaosError {
 }
 
 fn free_port_block(seed: u64) -> Option<u16> {
-    let free = |base: u16| {
-        (0..40).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())
-    };
+    let free =
+        |base: u16| (0..40).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
     (0..200u64)
         .map(|i| 20_000 + ((seed.wrapping_add(i * 7919)) % 9_000) as u16)
         .find(|b| free(*b))
@@ -67,7 +66,11 @@ fn free_port_block(seed: u64) -> Option<u16> {
 
 /// Builds the checker into `dir` and runs it on `history`; `Ok(true)` when
 /// the history is linearizable.
-fn check_linearizable(checker_dir: &Path, dir: &Path, history: &Path) -> Result<(bool, String), ChaosError> {
+fn check_linearizable(
+    checker_dir: &Path,
+    dir: &Path,
+    history: &Path,
+) -> Result<(bool, String), ChaosError> {
     let binary = dir.join("porcupine-checker");
     let built = std::process::Command::new("go")
         .args(["build", "-o"])
@@ -134,7 +137,8 @@ async fn prepare(http: &Client, args: &ChaosArgs) -> Result<(), ChaosError> {
 /// as creating (and then dropping) a small collection through the gateway.
 async fn pd_failover(http: Client, cycle: u32, killed_at: Instant) -> Option<f64> {
     let name = format!("pd-probe-{cycle}");
-    let spec = json!({"name": name, "dimension": 2, "metric": "l2", "shards": 1, "replication_factor": 1});
+    let spec =
+        json!({"name": name, "dimension": 2, "metric": "l2", "shards": 1, "replication_factor": 1});
     let deadline = killed_at + Duration::from_secs(30);
     while Instant::now() < deadline {
         let attempt =
@@ -183,14 +187,20 @@ pub async fn run(args: ChaosArgs) -> Result<(), ChaosError> {
     std::fs::create_dir_all(&dir)
         .map_err(|e| ChaosError::Usage(format!("cannot create {}: {e}", dir.display())))?;
     let checker_dir = std::fs::canonicalize(&args.checker_dir).map_err(|e| {
-        ChaosError::Checker(format!("checker module {}: {e}", args.checker_dir.display()))
+        ChaosError::Checker(format!(
+            "checker module {}: {e}",
+            args.checker_dir.display()
+        ))
     })?;
     let base_port = free_port_block(seed)
         .ok_or_else(|| ChaosError::Cluster("no block of 40 free loopback ports".into()))?;
     println!(
         "vectron chaos: mix {} ({}), {} cycles, seed {seed}, {} PD + {} workers, {} shards x {} replicas, {} clients on {} keys; data in {}",
         args.mix,
-        mix.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(", "),
+        mix.iter()
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         args.cycles,
         args.pd,
         args.workers,
@@ -275,7 +285,9 @@ async fn drive(
             "cycle {cycle}/{}: {fault} {}{} at {:.1}s",
             args.cycles,
             done.targets.join(","),
-            done.shard.map(|s| format!(" (shard {s})")).unwrap_or_default(),
+            done.shard
+                .map(|s| format!(" (shard {s})"))
+                .unwrap_or_default(),
             started.elapsed().as_secs_f64()
         );
         tokio::time::sleep(hold).await;

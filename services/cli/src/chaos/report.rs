@@ -119,18 +119,21 @@ impl Report {
         line(
             &mut out,
             "linearizability violations",
-            format!(
-                "{} ({})",
-                u8::from(!self.linearizable),
-                self.checker_said
-            ),
+            format!("{} ({})", u8::from(!self.linearizable), self.checker_said),
         );
-        line(&mut out, "lost acknowledged writes", self.lost.len().to_string());
+        line(
+            &mut out,
+            "lost acknowledged writes",
+            self.lost.len().to_string(),
+        );
         for lost in self.lost.iter().take(10) {
             line(
                 &mut out,
                 "  lost",
-                format!("key {}: {} (final {})", lost.key, lost.write, lost.final_state),
+                format!(
+                    "key {}: {} (final {})",
+                    lost.key, lost.write, lost.final_state
+                ),
             );
         }
         line(
@@ -165,11 +168,7 @@ impl Report {
                 self.pd_failovers.len()
             ),
         );
-        line(
-            &mut out,
-            "history",
-            self.history_path.display().to_string(),
-        );
+        line(&mut out, "history", self.history_path.display().to_string());
         out.push_str(if self.passed() {
             "PASSED\n"
         } else {

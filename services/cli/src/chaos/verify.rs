@@ -134,12 +134,11 @@ pub fn percentiles(values: &[f64]) -> (f64, f64, f64) {
 
 /// A digest of one replica's points (ids and payloads).
 async fn replica_digest(addr: &str, shard: &pd::Shard) -> Option<(u64, usize)> {
-    let mut client = vectron_proto::worker::v1::worker_client::WorkerClient::connect(format!(
-        "http://{addr}"
-    ))
-    .await
-    .ok()?
-    .max_decoding_message_size(64 * 1024 * 1024);
+    let mut client =
+        vectron_proto::worker::v1::worker_client::WorkerClient::connect(format!("http://{addr}"))
+            .await
+            .ok()?
+            .max_decoding_message_size(64 * 1024 * 1024);
     let mut after = None;
     let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
     loop {
@@ -284,12 +283,19 @@ mod tests {
         assert!(lost_writes(&fine, 9).is_empty());
         // The final read shows a although b was acknowledged after a
         // finished: b is lost.
-        let lost = lost_writes(&[put_a.clone(), put_b.clone(), final_read(true, "a", 100)], 9);
+        let lost = lost_writes(
+            &[put_a.clone(), put_b.clone(), final_read(true, "a", 100)],
+            9,
+        );
         assert_eq!(lost.len(), 1, "{lost:?}");
         assert_eq!(lost[0].write, "put b");
         // Nothing at all: both acknowledged puts are lost.
         assert_eq!(
-            lost_writes(&[put_a.clone(), put_b.clone(), final_read(false, "", 100)], 9).len(),
+            lost_writes(
+                &[put_a.clone(), put_b.clone(), final_read(false, "", 100)],
+                9
+            )
+            .len(),
             2
         );
         // ... unless a delete of unknown outcome could explain it.

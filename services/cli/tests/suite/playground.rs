@@ -261,9 +261,7 @@ async fn a_gateway_with_a_stale_routing_table_writes_into_the_right_shards() {
     let _serial = serial().await;
     let pg = Playground::start(1, 2);
     let client = pg.client();
-    let spec = |shards: u32| {
-        json!({"name": "re", "dimension": DIM, "metric": "cosine", "shards": shards, "replication_factor": 1})
-    };
+    let spec = |shards: u32| json!({"name": "re", "dimension": DIM, "metric": "cosine", "shards": shards, "replication_factor": 1});
     client
         .create_collection(&spec(2))
         .await
@@ -319,10 +317,7 @@ async fn a_gateway_with_a_stale_routing_table_writes_into_the_right_shards() {
     // the reason, and writes nothing.
     use vectron_proto::pd::v1 as pd;
     use vectron_proto::worker::v1 as pb;
-    let table = stale
-        .routing_table("re")
-        .await
-        .expect("routing table");
+    let table = stale.routing_table("re").await.expect("routing table");
     let (home, other) = (&table.shards[0], &table.shards[1]);
     let foreign = (0..total)
         .find(|i| {

@@ -416,8 +416,7 @@ impl RaftStateMachine<ShardTypeConfig> for ShardStateMachine {
             let response = match entry.payload {
                 EntryPayload::Blank => ShardResponse::Done,
                 EntryPayload::Normal(ShardProposal {
-                    request: Some(id),
-                    ..
+                    request: Some(id), ..
                 }) if self.requests.answer(id).is_some() => {
                     // A retry of a request that already committed: answer as
                     // the first time, change nothing.
@@ -510,24 +509,23 @@ impl RaftStateMachine<ShardTypeConfig> for ShardStateMachine {
             };
             self.store.put_point(&mut batch, &canonical, &stored);
         }
-        let requests = data
-            .requests
-            .into_iter()
-            .map(|r| {
-                let id = RequestId::from_wire(&r.id)
-                    .ok()
-                    .flatten()
-                    .ok_or_else(|| io_read(std::io::Error::other("bad request id in snapshot")))?;
-                let response = serde_json::from_slice(&r.response_json).map_err(io_read)?;
-                Ok((
-                    id,
-                    Recorded {
-                        log_index: r.log_index,
-                        response,
-                    },
-                ))
-            })
-            .collect::<Result<Vec<_>, StorageError<u64>>>()?;
+        let requests =
+            data.requests
+                .into_iter()
+                .map(|r| {
+                    let id = RequestId::from_wire(&r.id).ok().flatten().ok_or_else(|| {
+                        io_read(std::io::Error::other("bad request id in snapshot"))
+                    })?;
+                    let response = serde_json::from_slice(&r.response_json).map_err(io_read)?;
+                    Ok((
+                        id,
+                        Recorded {
+                            log_index: r.log_index,
+                            response,
+                        },
+                    ))
+                })
+                .collect::<Result<Vec<_>, StorageError<u64>>>()?;
         self.requests.replace(&self.store, &mut batch, requests);
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();

@@ -348,9 +348,13 @@ async fn a_retried_request_is_applied_once_even_after_later_writes() {
             proposal(3, 0xA, v1()),
             // The same for a delete: C deletes 2, D re-creates it, C retries.
             proposal(4, 0xC, delete_2()),
-            proposal(5, 0xD, ShardCommand::Upsert {
-                points: vec![point(2, 5.0)],
-            }),
+            proposal(
+                5,
+                0xD,
+                ShardCommand::Upsert {
+                    points: vec![point(2, 5.0)],
+                },
+            ),
             proposal(6, 0xC, delete_2()),
         ])
         .await
@@ -368,7 +372,11 @@ async fn a_retried_request_is_applied_once_even_after_later_writes() {
         "a repeat gets the first answer"
     );
     assert_eq!(stored_x(&db, 1, 1), Some(2.0), "B's acknowledged v2 stands");
-    assert_eq!(stored_x(&db, 1, 2), Some(5.0), "D's write survives C's retry");
+    assert_eq!(
+        stored_x(&db, 1, 2),
+        Some(5.0),
+        "D's write survives C's retry"
+    );
     assert_eq!(machine.remembered_requests(), 4);
 
     // The table is durable: after a reopen a late retry is still a repeat.
@@ -483,6 +491,9 @@ async fn reads_see_every_point_while_it_is_being_updated() {
     for (what, reader) in [("get", getter), ("search", searcher)] {
         let (reads, problems) = reader.join().expect("reader");
         assert!(reads > 0, "the {what} reader ran");
-        assert!(problems.is_empty(), "after {reads} reads by the {what} thread: {problems:?}");
+        assert!(
+            problems.is_empty(),
+            "after {reads} reads by the {what} thread: {problems:?}"
+        );
     }
 }
