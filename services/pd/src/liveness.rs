@@ -122,6 +122,47 @@ impl Liveness {
             })
     }
 
+    /// The live workers (heard from within `alive_within`) that may still
+    /// serve a replica of `shards`, dropped at `dropped_at`: those whose latest
+    /// report lists one, and those of `assigned` not heard from since the
+    /// drop (a worker opens replicas only from heartbeat replies and handles
+    /// them in order, so its first report after the drop reflects every reply
+    /// that could have named the shards).
+    pub fn still_hosting(
+        &self,
+        shards: &[ShardId],
+        assigned: &[WorkerId],
+        dropped_at: Instant,
+        alive_within: Duration,
+        now: Instant,
+    ) -> Vec<WorkerId> {
+        let lists_one = |worker: &WorkerId| {
+            self.reports.get(worker).is_some_and(|reports| {
+                reports
+                    .iter()
+                    .any(|r| shards.contains(&ShardId(r.shard_id)))
+            })
+        };
+        let unheard_since_drop = |worker: &WorkerId| {
+            assigned.contains(worker)
+                && self
+                    .last_seen
+                    .get(worker)
+                    .is_none_or(|seen| *seen <= dropped_at)
+        };
+        let mut out: Vec<WorkerId> = self
+            .last_seen
+            .keys()
+            .chain(assigned)
+            .filter(|w| self.is_alive(**w, alive_within, now))
+            .filter(|w| lists_one(w) || unheard_since_drop(w))
+            .copied()
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// How many shards `worker` reports leading.
     pub fn leader_count(&self, worker: WorkerId) -> u32 {
         self.reports
@@ -161,6 +202,40 @@ mod tests {
         assert!(liveness.is_silent(WorkerId(1), timeout, t0 + Duration::from_secs(6)));
         liveness.heartbeat(WorkerId(1), Vec::new(), t0 + Duration::from_secs(6));
         assert!(!liveness.is_silent(WorkerId(1), timeout, t0 + Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn only_live_workers_that_may_still_serve_a_dropped_shard_hold_up_a_drop() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let alive = s(5);
+        let mut liveness = Liveness::default();
+        liveness.heartbeat(WorkerId(1), vec![report(4, ReplicaRole::Leader, 1, 0)], t0);
+        liveness.heartbeat(WorkerId(2), vec![report(7, ReplicaRole::Leader, 1, 0)], t0);
+        liveness.heartbeat(
+            WorkerId(3),
+            vec![report(5, ReplicaRole::Follower, 1, 0)],
+            t0 - s(10),
+        );
+        let dropped = [ShardId(4), ShardId(5)];
+        // Worker 2 was assigned shard 5 but had not reported it yet: it must
+        // be heard from after the drop. Worker 3 is silent, hence Down.
+        let assigned = [WorkerId(1), WorkerId(2), WorkerId(3)];
+        let pending = |l: &Liveness, now| l.still_hosting(&dropped, &assigned, t0, alive, now);
+        assert_eq!(pending(&liveness, t0), vec![WorkerId(1), WorkerId(2)]);
+        liveness.heartbeat(
+            WorkerId(2),
+            vec![report(7, ReplicaRole::Leader, 1, 0)],
+            t0 + s(1),
+        );
+        liveness.heartbeat(
+            WorkerId(1),
+            vec![report(4, ReplicaRole::Leader, 1, 0)],
+            t0 + s(1),
+        );
+        assert_eq!(pending(&liveness, t0 + s(1)), vec![WorkerId(1)]);
+        liveness.heartbeat(WorkerId(1), Vec::new(), t0 + s(2));
+        assert!(pending(&liveness, t0 + s(2)).is_empty());
     }
 
     #[test]

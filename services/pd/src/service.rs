@@ -82,6 +82,48 @@ impl PdCore {
         self.liveness.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Waits until no live worker reports a replica of `shards` any more, so
+    /// that once a drop is answered no replica of the old incarnation can
+    /// acknowledge a write sent by a gateway whose routing cache predates the
+    /// drop (it gets "shard not found" and refreshes instead). Bounded by the
+    /// down timeout: a worker silent that long is Down and serves nothing PD
+    /// routes to; one that is alive but still hosts a replica past the bound
+    /// is logged, and the drop, already committed, is answered anyway.
+    pub async fn await_replicas_destroyed(
+        &self,
+        collection: &str,
+        shards: &[ShardId],
+        assigned: &[WorkerId],
+        dropped_at: Instant,
+    ) {
+        if shards.is_empty() {
+            return;
+        }
+        let deadline = Instant::now() + self.worker_down_timeout;
+        loop {
+            let now = Instant::now();
+            let hosting = self.liveness().still_hosting(
+                shards,
+                assigned,
+                dropped_at,
+                self.worker_down_timeout,
+                now,
+            );
+            if hosting.is_empty() {
+                return;
+            }
+            if now >= deadline {
+                tracing::warn!(
+                    collection,
+                    workers = ?hosting,
+                    "dropped collection: live workers still report its replicas"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Proposes `command` and waits until it is committed and applied.
     pub async fn write(&self, command: PdCommand) -> Result<PdResponse> {
         let reply = self.raft.client_write(command).await.map_err(write_error)?;
@@ -416,9 +458,31 @@ impl PlacementDriver for PdService {
         let req = request.into_inner();
         reply(
             async {
+                let (shards, assigned) = {
+                    let applied = self.core.state.read();
+                    let state = &applied.state;
+                    let shards = state
+                        .collections
+                        .get(&req.name)
+                        .map(|c| c.shard_ids.clone())
+                        .unwrap_or_default();
+                    let mut assigned: Vec<WorkerId> = shards
+                        .iter()
+                        .filter_map(|id| state.shards.get(id))
+                        .flat_map(|s| s.replicas.iter().map(|r| r.worker))
+                        .collect();
+                    assigned.sort();
+                    assigned.dedup();
+                    (shards, assigned)
+                };
                 self.core
-                    .write(PdCommand::DropCollection { name: req.name })
+                    .write(PdCommand::DropCollection {
+                        name: req.name.clone(),
+                    })
                     .await?;
+                self.core
+                    .await_replicas_destroyed(&req.name, &shards, &assigned, Instant::now())
+                    .await;
                 Ok(pb::DropCollectionResponse {})
             }
             .await,
