@@ -21,6 +21,9 @@ use rocksdb::{
 };
 use vectron_proto::worker::v1::Point;
 
+/// A shard metadata entry: (name without its prefix, value).
+pub type MetaEntry = (Vec<u8>, Vec<u8>);
+
 /// Column family mapping canonical ids to rows.
 pub const CF_IDS: &str = "ids";
 /// Column family of point ids and vectors by row.
@@ -190,7 +193,7 @@ impl ShardStore {
 
     /// Every metadata entry whose name starts with `prefix`, as (name
     /// without the prefix, value), in name order.
-    pub fn meta_with_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    pub fn meta_with_prefix(&self, prefix: &[u8]) -> Result<Vec<MetaEntry>, StorageError> {
         let start = prefixed(self.shard, prefix);
         let mut entries = Vec::new();
         let iter = self.db.iterator_cf(

@@ -95,7 +95,7 @@ impl Cluster {
             .collect::<Vec<_>>()
             .join(",");
         let pd_endpoints = pd_addrs.join(",");
-        let timing = vec![
+        let timing = [
             "--raft-heartbeat-ms".to_owned(),
             spec.heartbeat_ms.to_string(),
             "--raft-election-min-ms".to_owned(),
