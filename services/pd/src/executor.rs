@@ -18,6 +18,7 @@ use vectron_proto::pd::v1 as pb;
 use crate::command::PdCommand;
 use crate::liveness::Liveness;
 use crate::model::{MoveRecord, PdState, Step, WorkerState};
+use crate::scheduler::membership;
 use crate::scheduler::progress::{self, Progress};
 use crate::scheduler::{ClusterView, Move, plan};
 use crate::service::{PdCore, now_ms};
@@ -138,8 +139,8 @@ async fn start_planned_moves(core: &PdCore) {
             .store(under_replicated(&view), Ordering::Relaxed);
         let running: Vec<Move> = applied.state.moves.values().map(Move::from).collect();
         // A shard whose group still has members the placement lacks (left
-        // by a rollback) waits until they are removed.
-        let unsettled = shards_with_strays(&applied.state, &liveness);
+        // by a rollback), or whose membership change is pending, waits.
+        let unsettled = unsettled_shards(&applied.state, &liveness);
         plan(&view, &running, core.schedule.limits)
             .into_iter()
             .filter(|m| !unsettled.contains(&m.shard))
@@ -191,27 +192,15 @@ fn step(m: &MoveRecord, kind: pb::MoveStepKind, target: WorkerId, epoch: u64) ->
     }
 }
 
-/// Group members the shard leader reports that the placement of `shard`
-/// does not have.
-fn strays(shard: &crate::model::ShardRecord, report: &pb::ReplicaReport) -> Vec<u64> {
-    let placed: BTreeSet<u64> = shard.replicas.iter().map(|r| r.worker.0).collect();
-    report
-        .voters
-        .iter()
-        .chain(&report.learners)
-        .copied()
-        .filter(|id| !placed.contains(id))
-        .collect()
-}
-
-fn shards_with_strays(state: &PdState, liveness: &Liveness) -> BTreeSet<ShardId> {
+/// Shards on which no new move may start: their group does not agree with
+/// the placement yet (see [`membership::agreement`]).
+fn unsettled_shards(state: &PdState, liveness: &Liveness) -> BTreeSet<ShardId> {
     state
         .shards
         .values()
         .filter(|s| {
-            liveness
-                .leader_report(s.id)
-                .is_some_and(|(_, report)| !strays(s, report).is_empty())
+            let report = liveness.leader_report(s.id).map(|(_, r)| r);
+            membership::agreement(s, report) != membership::Agreement::Settled
         })
         .map(|s| s.id)
         .collect()
@@ -249,7 +238,7 @@ pub fn steps_for(worker: WorkerId, state: &PdState, liveness: &Liveness) -> Vec<
         if leader != worker {
             continue;
         }
-        for stray in strays(shard, report) {
+        for stray in membership::strays(shard, report) {
             steps.push(pb::MoveStep {
                 move_id: 0,
                 shard_id: shard.id.0,

@@ -6,6 +6,7 @@
 //! already running is not started twice. Does network I/O through Raft.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -139,6 +140,11 @@ async fn run(
     lease: Duration,
 ) -> Result<bool, StepError> {
     let target = step.target_worker_id;
+    // A step from an older placement than one already seen (its task ran
+    // late) is stale: PD has moved on.
+    if step.epoch < replica.epoch.load(Ordering::Relaxed) {
+        return Ok(false);
+    }
     let metrics = replica.raft.metrics().borrow().clone();
     if metrics.state != ServerState::Leader {
         return Ok(false);
@@ -148,6 +154,22 @@ async fn run(
     let is_member = membership.get_node(&target).is_some();
     match step.kind() {
         pd::MoveStepKind::AddLearner => {
+            if is_voter {
+                // PD adds a fresh learner, so this voter is what an earlier
+                // replica on that worker left behind; the worker has
+                // destroyed it, and the new one would rejoin empty with the
+                // old vote counted. Remove it; PD resends the step.
+                warn!(
+                    shard = replica.shard_id,
+                    target, "removing a leftover voter before adding it back as a learner"
+                );
+                replica
+                    .raft
+                    .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([target])), false)
+                    .await
+                    .map_err(raft_error)?;
+                return Ok(true);
+            }
             if is_member {
                 return Ok(false);
             }

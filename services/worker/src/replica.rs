@@ -263,9 +263,12 @@ impl Replica {
         self.dumps.remove().map_err(|e| error(e.to_string()))?;
         // Data and log go in one atomic write: a crash in between must not
         // leave a log whose entries claim data that is gone (or the reverse).
+        // It retires the store: openraft's state-machine task may still be
+        // applying entries it was handed before the shutdown, and those
+        // writes must fail rather than land after the deletion.
         let mut batch = rocksdb::WriteBatch::default();
         self.store.delete_all(&mut batch);
         self.log_store.stage_destroy(&mut batch);
-        self.store.write(batch).map_err(|e| error(e.to_string()))
+        self.store.retire(batch).map_err(|e| error(e.to_string()))
     }
 }

@@ -10,7 +10,14 @@
 //! | `shard_meta` | shard, name | applied log id, membership, snapshot |
 //!
 //! plus `raft_log` / `raft_meta` from `vectron-raft`. Rows are assigned by the
-//! state machine from the log index, identically on every replica. Does disk
+//! state machine from the log index, identically on every replica.
+//!
+//! A shard's store is retired when its replica is destroyed: the deletion of
+//! its keys is its last write, and any write after it fails. openraft's
+//! state-machine task outlives `Raft::shutdown` and drains the entries
+//! already handed to it, so without this a destroyed replica's late applies
+//! would land on top of the deletion — and a replica opened there again
+//! would claim an applied index whose earlier points are gone. Does disk
 //! I/O.
 
 use std::sync::Arc;
@@ -51,6 +58,9 @@ pub enum StorageError {
         /// Decoder message.
         reason: String,
     },
+    /// The shard's replica was destroyed; nothing more is written.
+    #[error("shard {0} is retired: its replica was destroyed")]
+    Retired(u64),
 }
 
 /// A stored point: row, id + vector record, payload JSON (empty when none).
@@ -69,6 +79,9 @@ pub struct StoredPoint {
 pub struct ShardStore {
     db: Arc<DB>,
     shard: u64,
+    /// Whether the store is retired; writes hold the read lock, retiring
+    /// takes the write lock, so it waits for the writes under way.
+    retired: Arc<std::sync::RwLock<bool>>,
 }
 
 fn prefixed(shard: u64, rest: &[u8]) -> Vec<u8> {
@@ -81,7 +94,11 @@ fn prefixed(shard: u64, rest: &[u8]) -> Vec<u8> {
 impl ShardStore {
     /// The keys of `shard` in `db` (opened with [`DATA_CFS`]).
     pub fn new(db: Arc<DB>, shard: u64) -> Self {
-        Self { db, shard }
+        Self {
+            db,
+            shard,
+            retired: Arc::default(),
+        }
     }
 
     /// The shard this store reads and writes.
@@ -234,8 +251,25 @@ impl ShardStore {
         }
     }
 
-    /// Writes `batch` durably (synced).
+    /// Writes `batch` durably (synced); fails once the store is retired.
     pub fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        let retired = self.retired.read().unwrap_or_else(|p| p.into_inner());
+        if *retired {
+            return Err(StorageError::Retired(self.shard));
+        }
+        self.write_synced(batch)
+    }
+
+    /// Retires the store (and every clone of it): waits for the writes
+    /// under way, writes `batch` (the deletion of the shard's keys) as the
+    /// last one, and makes every later [`write`](Self::write) fail.
+    pub fn retire(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        let mut retired = self.retired.write().unwrap_or_else(|p| p.into_inner());
+        *retired = true;
+        self.write_synced(batch)
+    }
+
+    fn write_synced(&self, batch: WriteBatch) -> Result<(), StorageError> {
         Ok(self
             .db
             .write_opt(batch, &vectron_raft::log_store::sync_write_options())?)

@@ -8,6 +8,7 @@
 //! heartbeat replies) is the executor's job, not this module's.
 
 mod balance;
+pub mod membership;
 pub mod progress;
 mod repair;
 mod view;

@@ -77,13 +77,15 @@ pub fn check(
 ) -> Progress {
     let elapsed = Duration::from_millis((now_ms - m.step_started_ms).max(0) as u64);
     let timed_out = |limit: Duration| elapsed > limit;
-    let adding_before_vote = matches!(m.step, Step::AddLearner | Step::CatchUp | Step::Promote);
-    if adding_before_vote && !target_usable {
+    let before_promotion = matches!(m.step, Step::AddLearner | Step::CatchUp);
+    if before_promotion && !target_usable {
         return Progress::Abort("the target worker is no longer up".into());
     }
     match m.step {
         Step::AddLearner => {
-            let added = m.add.is_some_and(|a| reports.member(a));
+            // As a learner: a voter there is left by an earlier replica on
+            // the target, which the leader removes first.
+            let added = m.add.is_some_and(|a| reports.learners.contains(&a));
             if added {
                 Progress::Advance
             } else if timed_out(timeouts.add_learner) {
@@ -105,13 +107,20 @@ pub fn check(
                 Progress::Wait
             }
         }
-        // Not rolled back on a timeout: the leader may have promoted the
-        // learner without PD seeing it yet, and taking a voter out of the
-        // placement would destroy it. Only a target that is gone rolls back.
+        // Never rolled back on a timeout, and on a lost target only once
+        // the leader's committed membership shows it is not a voter: the
+        // leader may have promoted it without PD seeing it yet, and a voter
+        // taken out of the placement is destroyed by its worker — which,
+        // given the replica again later, would rejoin empty with the old
+        // vote counted. A promoted target that is down is kept (the move
+        // goes on; repair replaces the replica if the worker stays down).
         Step::Promote => {
             let promoted = m.add.is_some_and(|a| reports.voters.contains(&a));
+            let committed = reports.leader.is_some() && !reports.voters.is_empty();
             if promoted {
                 Progress::Advance
+            } else if !target_usable && committed {
+                Progress::Abort("the target worker is no longer up".into())
             } else {
                 Progress::Wait
             }
@@ -199,6 +208,9 @@ mod tests {
         assert_eq!(judge(&m, &before, 100), Progress::Wait);
         let learner = reports(&[1, 2, 3], &[4], 1);
         assert_eq!(judge(&m, &learner, 100), Progress::Advance);
+        // A voter left there by an earlier replica is not the new learner.
+        let leftover = reports(&[1, 2, 3, 4], &[], 1);
+        assert_eq!(judge(&m, &leftover, 100), Progress::Wait);
 
         let m = moving(Step::CatchUp, 0);
         let mut lagging = learner.clone();
@@ -246,6 +258,19 @@ mod tests {
             check(&m, &learner, false, 1, &StepTimeouts::default()),
             Progress::Abort(_)
         ));
+    }
+
+    #[test]
+    fn a_lost_target_is_never_rolled_back_once_it_may_vote() {
+        let m = moving(Step::Promote, 0);
+        let lost = |r: &ShardReports| check(&m, r, false, 1, &StepTimeouts::default());
+        // Promoted before it went down: the move goes on.
+        assert_eq!(lost(&reports(&[1, 2, 3, 4], &[], 1)), Progress::Advance);
+        // The promotion may be the pending membership change: wait.
+        assert_eq!(lost(&reports(&[], &[], 1)), Progress::Wait);
+        let mut no_leader = reports(&[1, 2, 3], &[4], 1);
+        no_leader.leader = None;
+        assert_eq!(lost(&no_leader), Progress::Wait);
     }
 
     #[test]
