@@ -322,7 +322,10 @@ impl Drop for Playground {
         let _ = self.child.wait();
         if std::thread::panicking() && std::env::var_os("VECTRON_TEST_KEEP_DIR").is_some() {
             let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
-            eprintln!("kept the playground's data and logs in {}", dir.keep().display());
+            eprintln!(
+                "kept the playground's data and logs in {}",
+                dir.keep().display()
+            );
         }
     }
 }

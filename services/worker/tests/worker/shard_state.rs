@@ -529,7 +529,10 @@ async fn writes_after_the_store_is_retired_fail_and_leave_nothing() {
     let late = machine
         .install_snapshot(&snapshot.meta, snapshot.snapshot)
         .await;
-    assert!(late.is_err(), "a snapshot install after retirement must fail");
+    assert!(
+        late.is_err(),
+        "a snapshot install after retirement must fail"
+    );
 
     let mut reopened = open(&db, 3);
     let (applied, _) = reopened.applied_state().await.expect("state");
