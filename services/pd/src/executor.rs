@@ -17,7 +17,7 @@ use vectron_proto::pd::v1 as pb;
 
 use crate::command::PdCommand;
 use crate::liveness::Liveness;
-use crate::model::{MoveRecord, PdState, Step, WorkerState};
+use crate::model::{MoveRecord, PdState, Step};
 use crate::scheduler::membership;
 use crate::scheduler::progress::{self, Progress};
 use crate::scheduler::{ClusterView, Move, plan};
@@ -72,11 +72,11 @@ async fn judge_running_moves(core: &PdCore) {
             .map(|m| {
                 let reports = liveness.shard_reports(m.shard, m.add);
                 let target_usable = m.add.is_none_or(|a| {
-                    applied
-                        .state
-                        .workers
-                        .get(&a)
-                        .is_some_and(|w| w.state == WorkerState::Up)
+                    progress::target_usable(
+                        applied.state.workers.get(&a),
+                        now,
+                        core.schedule.down_timeout,
+                    )
                 });
                 let verdict =
                     progress::check(m, &reports, target_usable, now, &core.schedule.timeouts);

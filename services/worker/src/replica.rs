@@ -50,6 +50,9 @@ pub struct Replica {
     /// Set while this replica hands leadership over: it takes no writes
     /// or strong reads, so its followers' leases can run out.
     handing_over: AtomicBool,
+    /// The point count last read from the index, reported while the index
+    /// is busy.
+    points_seen: AtomicU64,
     log_store: RocksLogStore<ShardTypeConfig>,
     dumps: IndexDir,
     upkeep: tokio::task::JoinHandle<()>,
@@ -153,6 +156,7 @@ impl Replica {
             index,
             store,
             handing_over: AtomicBool::new(false),
+            points_seen: AtomicU64::new(0),
             log_store,
             dumps,
             upkeep,
@@ -198,7 +202,17 @@ impl Replica {
             ServerState::Candidate => pb::ReplicaRole::Candidate,
             _ => pb::ReplicaRole::Learner,
         };
-        let points = self.index.read().map(|i| i.len() as u64).unwrap_or(0);
+        // Never wait for the index: applying a long run of entries holds
+        // its write lock, and a heartbeat stuck behind it gets the worker
+        // marked Down.
+        let points = match self.index.try_read() {
+            Ok(index) => {
+                let points = index.len() as u64;
+                self.points_seen.store(points, Ordering::Relaxed);
+                points
+            }
+            Err(_) => self.points_seen.load(Ordering::Relaxed),
+        };
         // Only a committed membership is reported (PD finishes moves on
         // it); a pending change reports none, which PD reads as "unknown".
         let committed =

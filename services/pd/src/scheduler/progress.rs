@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use vectron_ids::WorkerId;
 
-use crate::model::{MoveRecord, Step};
+use crate::model::{MoveRecord, Step, WorkerRecord, WorkerState};
 
 /// What a shard's replicas last reported, as the executor needs it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,6 +64,21 @@ pub enum Progress {
     Advance,
     /// Failed before the new replica voted: roll the move back.
     Abort(String),
+}
+
+/// Whether a move may go on with `target` (the worker receiving the
+/// replica): it is Up, or Down for less than `down_timeout`. A worker that
+/// missed a few heartbeats under load usually comes back, and rolling its
+/// move back would throw away the catch-up so far (and, retried, could
+/// throw it away again and again).
+pub fn target_usable(target: Option<&WorkerRecord>, now_ms: i64, down_timeout: Duration) -> bool {
+    target.is_some_and(|w| match w.state {
+        WorkerState::Up => true,
+        WorkerState::Down => w
+            .down_since_ms
+            .is_none_or(|since| now_ms - since < down_timeout.as_millis() as i64),
+        WorkerState::Draining | WorkerState::Removed => false,
+    })
 }
 
 /// Judges `m`'s current step at leader clock `now_ms`; `target_usable` says
@@ -258,6 +273,28 @@ mod tests {
             check(&m, &learner, false, 1, &StepTimeouts::default()),
             Progress::Abort(_)
         ));
+    }
+
+    #[test]
+    fn a_target_down_briefly_is_waited_for() {
+        let worker = |state, down_since_ms| WorkerRecord {
+            id: w(4),
+            name: "worker-4".into(),
+            addr: "127.0.0.1:1".into(),
+            zone: String::new(),
+            state,
+            drain_requested: false,
+            last_heartbeat_ms: 0,
+            down_since_ms,
+        };
+        let timeout = Duration::from_secs(5);
+        let usable = |r: &WorkerRecord, now| target_usable(Some(r), now, timeout);
+        assert!(usable(&worker(WorkerState::Up, None), 0));
+        assert!(usable(&worker(WorkerState::Down, Some(1_000)), 5_999));
+        assert!(!usable(&worker(WorkerState::Down, Some(1_000)), 6_001));
+        assert!(!usable(&worker(WorkerState::Draining, None), 0));
+        assert!(!usable(&worker(WorkerState::Removed, None), 0));
+        assert!(!target_usable(None, 0, timeout));
     }
 
     #[test]
