@@ -28,6 +28,12 @@ impl ShardReports {
     fn member(&self, worker: WorkerId) -> bool {
         self.voters.contains(&worker) || self.learners.contains(&worker)
     }
+
+    /// Whether a leader reported a committed membership (an empty voter
+    /// list means its change is not committed yet).
+    fn membership_known(&self) -> bool {
+        self.leader.is_some() && !self.voters.is_empty()
+    }
 }
 
 /// How long each step may take before it is rolled back or skipped.
@@ -82,7 +88,8 @@ pub fn target_usable(target: Option<&WorkerRecord>, now_ms: i64, down_timeout: D
 }
 
 /// Judges `m`'s current step at leader clock `now_ms`; `target_usable` says
-/// whether the worker receiving the replica is still Up.
+/// whether the worker receiving the replica may still be used (see
+/// [`target_usable`]).
 pub fn check(
     m: &MoveRecord,
     reports: &ShardReports,
@@ -131,10 +138,9 @@ pub fn check(
         // goes on; repair replaces the replica if the worker stays down).
         Step::Promote => {
             let promoted = m.add.is_some_and(|a| reports.voters.contains(&a));
-            let committed = reports.leader.is_some() && !reports.voters.is_empty();
             if promoted {
                 Progress::Advance
-            } else if !target_usable && committed {
+            } else if !target_usable && reports.membership_known() {
                 Progress::Abort("the target worker is no longer up".into())
             } else {
                 Progress::Wait
@@ -162,10 +168,7 @@ pub fn check(
             // An empty voter list means the leader's membership is not
             // committed yet (see the worker's report): not proof of removal.
             let gone = m.remove.is_some_and(|r| {
-                reports.leader.is_some()
-                    && reports.leader != Some(r)
-                    && !reports.voters.is_empty()
-                    && !reports.member(r)
+                reports.membership_known() && reports.leader != Some(r) && !reports.member(r)
             });
             if gone {
                 Progress::Advance

@@ -67,6 +67,14 @@ fn search_ids(machine: &ShardStateMachine, query: f32, k: usize) -> Vec<u64> {
         .collect()
 }
 
+/// How many points shard `shard` stores in `db`.
+fn stored_points(db: &Arc<rocksdb::DB>, shard: u64) -> usize {
+    ShardStore::new(db.clone(), shard)
+        .points()
+        .expect("points")
+        .len()
+}
+
 #[tokio::test]
 async fn apply_reopen_and_snapshot_keep_exactly_the_live_points() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -139,13 +147,7 @@ async fn apply_reopen_and_snapshot_keep_exactly_the_live_points() {
         .install_snapshot(&snapshot.meta, snapshot.snapshot)
         .await
         .expect("install");
-    assert_eq!(
-        ShardStore::new(db.clone(), 2)
-            .points()
-            .expect("points")
-            .len(),
-        50
-    );
+    assert_eq!(stored_points(&db, 2), 50);
     assert_eq!(search_ids(&replica, 4.1, 1), vec![row_of_4]);
     let (applied, _) = replica.applied_state().await.expect("state");
     assert_eq!(applied.map(|l| l.index), Some(3));
@@ -154,19 +156,8 @@ async fn apply_reopen_and_snapshot_keep_exactly_the_live_points() {
     let mut batch = rocksdb::WriteBatch::default();
     ShardStore::new(db.clone(), 1).delete_all(&mut batch);
     ShardStore::new(db.clone(), 1).write(batch).expect("drop");
-    assert!(
-        ShardStore::new(db.clone(), 1)
-            .points()
-            .expect("points")
-            .is_empty()
-    );
-    assert_eq!(
-        ShardStore::new(db.clone(), 2)
-            .points()
-            .expect("points")
-            .len(),
-        50
-    );
+    assert_eq!(stored_points(&db, 1), 0);
+    assert_eq!(stored_points(&db, 2), 50);
 }
 
 fn spread_point(id: u64) -> PointRecord {
@@ -537,22 +528,11 @@ async fn writes_after_the_store_is_retired_fail_and_leave_nothing() {
     let mut reopened = open(&db, 3);
     let (applied, _) = reopened.applied_state().await.expect("state");
     assert_eq!(applied, None, "the reopened shard claims nothing applied");
-    assert!(
-        ShardStore::new(db.clone(), 3)
-            .points()
-            .expect("points")
-            .is_empty()
-    );
+    assert_eq!(stored_points(&db, 3), 0);
     // The next incarnation writes normally.
     reopened
         .apply([entry(1, upsert(0..5))])
         .await
         .expect("apply after reopen");
-    assert_eq!(
-        ShardStore::new(db.clone(), 3)
-            .points()
-            .expect("points")
-            .len(),
-        5
-    );
+    assert_eq!(stored_points(&db, 3), 5);
 }
