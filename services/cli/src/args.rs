@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use vectron_config::RaftTiming;
 
 /// Vectron: a distributed vector database.
 #[derive(Debug, Parser)]
@@ -161,13 +162,13 @@ pub struct PdArgs {
 #[derive(Debug, Args)]
 pub struct RaftTimingArgs {
     /// Raft leader heartbeat interval in milliseconds.
-    #[arg(long, env = "VECTRON_RAFT_HEARTBEAT_MS", default_value_t = 200)]
+    #[arg(long, env = "VECTRON_RAFT_HEARTBEAT_MS", default_value_t = RaftTiming::default().heartbeat_interval_ms)]
     pub raft_heartbeat_ms: u64,
     /// Lower bound of the Raft election timeout in milliseconds.
-    #[arg(long, env = "VECTRON_RAFT_ELECTION_MIN_MS", default_value_t = 1000)]
+    #[arg(long, env = "VECTRON_RAFT_ELECTION_MIN_MS", default_value_t = RaftTiming::default().election_timeout_min_ms)]
     pub raft_election_min_ms: u64,
     /// Upper bound of the Raft election timeout in milliseconds.
-    #[arg(long, env = "VECTRON_RAFT_ELECTION_MAX_MS", default_value_t = 2000)]
+    #[arg(long, env = "VECTRON_RAFT_ELECTION_MAX_MS", default_value_t = RaftTiming::default().election_timeout_max_ms)]
     pub raft_election_max_ms: u64,
 }
 
@@ -387,13 +388,13 @@ pub struct ChaosArgs {
     #[arg(long, default_value_t = 3.0)]
     pub recover_secs: f64,
     /// Raft election timeout lower bound (ms) of every PD node and worker.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = RaftTiming::default().election_timeout_min_ms)]
     pub election_min_ms: u64,
     /// Raft election timeout upper bound (ms).
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = RaftTiming::default().election_timeout_max_ms)]
     pub election_max_ms: u64,
     /// Raft heartbeat interval (ms).
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = RaftTiming::default().heartbeat_interval_ms)]
     pub heartbeat_ms: u64,
     /// Directory for the cluster's data, logs, history and report (default: a
     /// new directory under the system temp dir; kept when the run fails).

@@ -64,8 +64,8 @@ impl Default for RetryPolicy {
         Self {
             attempt_timeout: Duration::from_secs(10),
             deadline: Duration::from_secs(20),
-            initial_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_secs(1),
+            initial_backoff: Duration::from_millis(25),
+            max_backoff: Duration::from_millis(250),
         }
     }
 }

@@ -69,8 +69,8 @@ impl Default for PdClientOptions {
         Self {
             request_timeout: Duration::from_secs(5),
             deadline: Duration::from_secs(15),
-            initial_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_millis(500),
+            initial_backoff: Duration::from_millis(25),
+            max_backoff: Duration::from_millis(250),
         }
     }
 }
