@@ -58,6 +58,7 @@ async fn register(client: &PdClient, name: String) {
         name,
         addr: "127.0.0.1:1".into(),
         zone: String::new(),
+        ..Default::default()
     };
     client
         .call(|mut c| {

@@ -238,7 +238,7 @@ mod tests {
         };
         assert!(flappy.validate().is_err());
         let inverted = RaftTiming {
-            election_timeout_max_ms: 1000,
+            election_timeout_max_ms: RaftTiming::default().election_timeout_min_ms,
             ..RaftTiming::default()
         };
         assert!(inverted.validate().is_err());

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use vectron_ids::{CollectionId, ShardId, WorkerId};
 
-use crate::command::{PdCommand, PdResponse};
+use crate::command::{DataDir, PdCommand, PdResponse};
 use crate::error::{PdError, Result};
 use crate::model::{
     CollectionRecord, CollectionSpec, KvValue, PdState, ReplicaKind, ReplicaRecord, ShardRecord,
@@ -26,9 +26,10 @@ impl PdState {
                 addr,
                 zone,
                 now_ms,
-            } => Ok(PdResponse::Worker(
-                self.register_worker(name, addr, zone, now_ms),
-            )),
+                data_dir,
+            } => self
+                .register_worker(name, addr, zone, now_ms, data_dir)
+                .map(PdResponse::Worker),
             PdCommand::SetWorkersLiveness { down, up, now_ms } => {
                 self.set_liveness(&down, &up, now_ms);
                 Ok(PdResponse::Done)
@@ -86,24 +87,78 @@ impl PdState {
         addr: String,
         zone: String,
         now_ms: i64,
-    ) -> WorkerId {
-        if let Some(id) = self.worker_by_name(&name).map(|w| w.id) {
-            let worker = self.workers.get_mut(&id).expect("found by name above");
-            worker.addr = addr;
-            worker.zone = zone;
-            worker.last_heartbeat_ms = now_ms;
-            worker.down_since_ms = None;
-            worker.state = match worker.state {
-                WorkerState::Removed => {
-                    worker.drain_requested = false;
-                    WorkerState::Up
+        data_dir: DataDir,
+    ) -> Result<WorkerId> {
+        let current = self.worker_by_name(&name).map(|w| w.id);
+        match data_dir {
+            DataDir::Unreported => match current {
+                Some(id) => Ok(self.rejoin(id, addr, zone, now_ms)),
+                None => Ok(self.add_worker(name, addr, zone, false, now_ms)),
+            },
+            DataDir::Holds(id) => {
+                let Some(worker) = self.workers.get(&id) else {
+                    return Err(PdError::FailedPrecondition(format!(
+                        "the data directory belongs to worker {id}, which PD does not know; \
+                         wipe it to join as a new worker"
+                    )));
+                };
+                if worker.name != name {
+                    return Err(PdError::FailedPrecondition(format!(
+                        "the data directory belongs to worker {id} named {:?}, not {name:?}",
+                        worker.name
+                    )));
                 }
-                _ if worker.drain_requested => WorkerState::Draining,
-                _ => WorkerState::Up,
-            };
-            self.placement_version += 1;
-            return id;
+                if let Some(newer) = current.filter(|newer| *newer != id) {
+                    return Err(PdError::FailedPrecondition(format!(
+                        "worker {id} ({name:?}) was replaced by worker {newer}, which joined \
+                         under that name with a new data directory; wipe this directory to join again"
+                    )));
+                }
+                Ok(self.rejoin(id, addr, zone, now_ms))
+            }
+            DataDir::Fresh => {
+                let mut drain_requested = false;
+                for worker in self.workers.values_mut() {
+                    if worker.name == name && worker.state != WorkerState::Removed {
+                        drain_requested |= worker.drain_requested;
+                        worker.state = WorkerState::Removed;
+                        worker.drain_requested = false;
+                    }
+                }
+                Ok(self.add_worker(name, addr, zone, drain_requested, now_ms))
+            }
         }
+    }
+
+    /// Brings a known worker back: new address and zone, Up (or Draining
+    /// when a drain was asked for).
+    fn rejoin(&mut self, id: WorkerId, addr: String, zone: String, now_ms: i64) -> WorkerId {
+        let worker = self.workers.get_mut(&id).expect("callers pass a known id");
+        worker.addr = addr;
+        worker.zone = zone;
+        worker.last_heartbeat_ms = now_ms;
+        worker.down_since_ms = None;
+        worker.state = match worker.state {
+            WorkerState::Removed => {
+                worker.drain_requested = false;
+                WorkerState::Up
+            }
+            _ if worker.drain_requested => WorkerState::Draining,
+            _ => WorkerState::Up,
+        };
+        self.placement_version += 1;
+        id
+    }
+
+    /// Records a worker under a new id.
+    fn add_worker(
+        &mut self,
+        name: String,
+        addr: String,
+        zone: String,
+        drain_requested: bool,
+        now_ms: i64,
+    ) -> WorkerId {
         let id = WorkerId(self.alloc_ids(1));
         self.workers.insert(
             id,
@@ -112,8 +167,12 @@ impl PdState {
                 name,
                 addr,
                 zone,
-                state: WorkerState::Up,
-                drain_requested: false,
+                state: if drain_requested {
+                    WorkerState::Draining
+                } else {
+                    WorkerState::Up
+                },
+                drain_requested,
                 last_heartbeat_ms: now_ms,
                 down_since_ms: None,
             },

@@ -24,6 +24,10 @@ pub enum PdCommand {
         zone: String,
         /// Leader clock.
         now_ms: i64,
+        /// What the worker found in its data directory; entries written
+        /// before workers reported it decode as [`DataDir::Unreported`].
+        #[serde(default)]
+        data_dir: DataDir,
     },
     /// Liveness changes observed by the leader.
     SetWorkersLiveness {
@@ -109,6 +113,25 @@ pub enum PdCommand {
         /// The step that failed.
         from: Step,
     },
+}
+
+/// What a registering worker found in its data directory. A worker id is
+/// also the node id of every Raft replica the worker hosts, so a worker whose
+/// data (and with it its Raft votes and logs) is gone must not come back
+/// under its old id: it could vote twice in one term and lose a committed
+/// entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum DataDir {
+    /// Not reported (older workers): the name alone decides, and a known name
+    /// keeps its id.
+    #[default]
+    Unreported,
+    /// A new or wiped directory: the worker joins as a new incarnation with a
+    /// new id, and earlier incarnations of its name are removed, so their
+    /// replicas count as lost and are re-created.
+    Fresh,
+    /// The directory of this worker id: a restart.
+    Holds(WorkerId),
 }
 
 /// The result of applying a command.

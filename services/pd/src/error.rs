@@ -40,6 +40,19 @@ pub enum PdError {
     /// The object's state forbids the operation.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A worker name is held by another live process.
+    #[error(
+        "worker name {name:?} is in use by worker {holder} at {addr}, which is still heartbeating; \
+         give this worker another --name, or stop the other one and retry"
+    )]
+    NameInUse {
+        /// The name.
+        name: String,
+        /// The worker id holding it.
+        holder: u64,
+        /// The holder's address.
+        addr: String,
+    },
     /// A KV compare-and-set lost.
     #[error("key version is {actual}, expected {expected}")]
     VersionConflict {
@@ -112,6 +125,12 @@ impl From<PdError> for tonic::Status {
                 Code::FailedPrecondition,
                 ErrorReason::Conflict,
                 String::new(),
+                None,
+            ),
+            PdError::NameInUse { .. } => (
+                Code::FailedPrecondition,
+                ErrorReason::Conflict,
+                "name".to_owned(),
                 None,
             ),
             PdError::VersionConflict { .. } => {

@@ -17,7 +17,7 @@ use vectron_proto::pd::v1 as pb;
 
 use crate::command::PdCommand;
 use crate::liveness::Liveness;
-use crate::model::{MoveRecord, PdState, Step};
+use crate::model::{MoveReason, MoveRecord, PdState, Step};
 use crate::scheduler::membership;
 use crate::scheduler::progress::{self, Progress};
 use crate::scheduler::{ClusterView, Move, plan};
@@ -183,12 +183,19 @@ fn under_replicated(view: &ClusterView) -> u64 {
 }
 
 fn step(m: &MoveRecord, kind: pb::MoveStepKind, target: WorkerId, epoch: u64) -> pb::MoveStep {
+    // A repair replaces a lost voter: promote the new one and drop the lost
+    // one in one membership change, which the live voters commit alone.
+    let replaces = match (kind, m.reason, m.remove) {
+        (pb::MoveStepKind::Promote, MoveReason::Repair, Some(lost)) => lost.0,
+        _ => 0,
+    };
     pb::MoveStep {
         move_id: m.id,
         shard_id: m.shard.0,
         kind: kind.into(),
         target_worker_id: target.0,
         epoch,
+        replaces_worker_id: replaces,
     }
 }
 
@@ -245,8 +252,43 @@ pub fn steps_for(worker: WorkerId, state: &PdState, liveness: &Liveness) -> Vec<
                 kind: pb::MoveStepKind::RemoveReplica.into(),
                 target_worker_id: stray,
                 epoch: shard.epoch,
+                replaces_worker_id: 0,
             });
         }
     }
     steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a_move(reason: MoveReason) -> MoveRecord {
+        MoveRecord {
+            id: 3,
+            shard: ShardId(7),
+            add: Some(WorkerId(4)),
+            remove: Some(WorkerId(1)),
+            transfer_leader_to: None,
+            reason,
+            step: Step::Promote,
+            step_started_ms: 0,
+            started_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_repair_promotes_and_drops_the_lost_voter_in_one_change() {
+        let repair = a_move(MoveReason::Repair);
+        let promote = step(&repair, pb::MoveStepKind::Promote, WorkerId(4), 9);
+        assert_eq!(promote.replaces_worker_id, 1);
+        let remove = step(&repair, pb::MoveStepKind::RemoveReplica, WorkerId(1), 9);
+        assert_eq!(remove.replaces_worker_id, 0);
+        // A live replica leaving (balance, drain) goes in its own step, after
+        // leadership has moved off it.
+        for reason in [MoveReason::BalanceReplicas, MoveReason::Drain] {
+            let promote = step(&a_move(reason), pb::MoveStepKind::Promote, WorkerId(4), 9);
+            assert_eq!(promote.replaces_worker_id, 0, "{reason:?}");
+        }
+    }
 }

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod model;
 pub mod node;
 pub mod placement;
+pub mod registration;
 pub mod scheduler;
 pub mod service;
 pub mod state_machine;

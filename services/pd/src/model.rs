@@ -282,9 +282,15 @@ pub struct PdState {
 }
 
 impl PdState {
-    /// The worker registered under `name`, if any.
+    /// The worker registered under `name`, if any: its incarnation that is
+    /// not removed, else the latest removed one. (A worker that joins again
+    /// with a new data directory gets a new id; its earlier ids stay as
+    /// removed records under the same name.)
     pub fn worker_by_name(&self, name: &str) -> Option<&WorkerRecord> {
-        self.workers.values().find(|w| w.name == name)
+        let named = || self.workers.values().filter(move |w| w.name == name);
+        named()
+            .find(|w| w.state != WorkerState::Removed)
+            .or_else(|| named().last())
     }
 
     /// Shards that have a replica on `worker`.

@@ -22,6 +22,7 @@ use crate::error::{PdError, Result};
 use crate::executor::{self, SchedulerMetrics};
 use crate::liveness::Liveness;
 use crate::model::WorkerState;
+use crate::registration;
 use crate::scheduler::ScheduleConfig;
 use crate::state_machine::SharedState;
 use crate::types::PdRaft;
@@ -248,11 +249,25 @@ impl PlacementDriver for PdService {
                 validate::check_name("name", &req.name)?;
                 vectron_config::parse_host_port("addr", &req.addr)
                     .map_err(|e| PdError::invalid("addr", e.to_string()))?;
+                let data_dir = registration::data_dir(&req)?;
+                self.core.linearizable().await?;
+                let current = self.core.state.read().state.worker_by_name(&req.name).cloned();
+                {
+                    registration::check_name_free(
+                        current.as_ref(),
+                        &self.core.liveness(),
+                        &req.name,
+                        &req.addr,
+                        self.core.worker_down_timeout,
+                        Instant::now(),
+                    )?;
+                }
                 let command = PdCommand::RegisterWorker {
                     name: req.name,
                     addr: req.addr,
                     zone: req.zone,
                     now_ms: now_ms(),
+                    data_dir,
                 };
                 match self.core.write(command).await? {
                     PdResponse::Worker(id) => {

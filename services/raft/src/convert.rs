@@ -175,6 +175,7 @@ pub fn entry_from_pb<C: GroupConfig>(entry: &pb::Entry) -> Result<Entry<C>, Conv
 /// Append-entries request → wire.
 pub fn append_request_to_pb<C: GroupConfig>(
     group_id: u64,
+    target_node_id: u64,
     req: &openraft::raft::AppendEntriesRequest<C>,
 ) -> pb::AppendEntriesRequest {
     pb::AppendEntriesRequest {
@@ -183,6 +184,7 @@ pub fn append_request_to_pb<C: GroupConfig>(
         prev_log_id: opt_log_id_to_pb(&req.prev_log_id),
         entries: req.entries.iter().map(entry_to_pb).collect(),
         leader_commit: opt_log_id_to_pb(&req.leader_commit),
+        target_node_id,
     }
 }
 
@@ -244,12 +246,14 @@ pub fn append_response_from_pb(
 /// Vote request → wire.
 pub fn vote_request_to_pb(
     group_id: u64,
+    target_node_id: u64,
     req: &openraft::raft::VoteRequest<u64>,
 ) -> pb::VoteRequest {
     pb::VoteRequest {
         group_id,
         vote: Some(vote_to_pb(&req.vote)),
         last_log_id: opt_log_id_to_pb(&req.last_log_id),
+        target_node_id,
     }
 }
 
@@ -310,6 +314,7 @@ pub fn snapshot_meta_from_pb(
 /// Snapshot chunk → wire.
 pub fn snapshot_request_to_pb<C: GroupConfig>(
     group_id: u64,
+    target_node_id: u64,
     req: &openraft::raft::InstallSnapshotRequest<C>,
 ) -> pb::InstallSnapshotRequest {
     pb::InstallSnapshotRequest {
@@ -319,6 +324,7 @@ pub fn snapshot_request_to_pb<C: GroupConfig>(
         offset: req.offset,
         data: req.data.clone(),
         done: req.done,
+        target_node_id,
     }
 }
 

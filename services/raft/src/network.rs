@@ -1,6 +1,10 @@
 //! The client half of the Raft transport: openraft's network traits on top of
 //! `vectron.raft.v1.Raft`, with one lazily connected gRPC channel per peer
-//! address shared by every group of the node. Does network I/O.
+//! address shared by every group of the node. A node's address is looked up
+//! on every RPC: the latest one the pool was told (a worker that restarted
+//! elsewhere), else the one in the group's membership. Every request names
+//! its target node, which refuses requests meant for another node. Does
+//! network I/O.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -81,13 +85,38 @@ pub enum TransportError {
     },
 }
 
-/// gRPC channels to peers, keyed by address, shared by every group of a node.
+/// gRPC channels to peers, keyed by address, shared by every group of a node,
+/// and the latest known address of each peer node.
 #[derive(Debug, Clone, Default)]
 pub struct ChannelPool {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    addresses: Arc<Mutex<HashMap<u64, String>>>,
 }
 
 impl ChannelPool {
+    /// Records where `node` is now; it overrides the address in any group's
+    /// membership, which openraft never updates after the node was added.
+    pub fn set_address(&self, node: u64, addr: &str) {
+        let mut addresses = self
+            .addresses
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if addresses.get(&node).map(String::as_str) != Some(addr) {
+            addresses.insert(node, addr.to_owned());
+        }
+    }
+
+    /// Where to reach `node`: the latest recorded address, else `fallback`
+    /// (its address in the group's membership).
+    pub fn address_of(&self, node: u64, fallback: &str) -> String {
+        self.addresses
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&node)
+            .cloned()
+            .unwrap_or_else(|| fallback.to_owned())
+    }
+
     /// The channel to `addr`, created (lazily connected) on first use.
     pub fn channel(&self, addr: &str) -> Result<Channel, TransportError> {
         let mut channels = self
@@ -138,15 +167,9 @@ impl<C: GroupConfig> RaftNetworkFactory<C> for GrpcNetworkFactory<C> {
         GrpcNetwork {
             group: self.group,
             target,
+            member_addr: node.addr.clone(),
             addr: node.addr.clone(),
-            client: self
-                .pool
-                .channel(&node.addr)
-                .map(RaftClient::new)
-                .map_err(|e| match e {
-                    TransportError::BadAddress { reason, .. } => reason,
-                    other => other.to_string(),
-                }),
+            pool: self.pool.clone(),
             _config: PhantomData,
         }
     }
@@ -156,9 +179,11 @@ impl<C: GroupConfig> RaftNetworkFactory<C> for GrpcNetworkFactory<C> {
 pub struct GrpcNetwork<C> {
     group: u64,
     target: u64,
+    /// The target's address in the group's membership.
+    member_addr: String,
+    /// The address of the latest call, for error messages.
     addr: String,
-    /// The client, or why the peer's address is unusable.
-    client: Result<RaftClient<Channel>, String>,
+    pool: ChannelPool,
     _config: PhantomData<C>,
 }
 
@@ -167,13 +192,10 @@ fn unreachable<E: std::error::Error>(error: TransportError) -> RPCError<u64, Bas
 }
 
 impl<C: GroupConfig> GrpcNetwork<C> {
-    fn client(&self) -> Result<RaftClient<Channel>, TransportError> {
-        self.client
-            .clone()
-            .map_err(|reason| TransportError::BadAddress {
-                addr: self.addr.clone(),
-                reason,
-            })
+    /// A client of the target at its current address.
+    fn client(&mut self) -> Result<RaftClient<Channel>, TransportError> {
+        self.addr = self.pool.address_of(self.target, &self.member_addr);
+        self.pool.channel(&self.addr).map(RaftClient::new)
     }
 
     fn request<T>(&self, message: T, option: &RPCOption) -> tonic::Request<T> {
@@ -193,7 +215,11 @@ impl<C: GroupConfig> GrpcNetwork<C> {
             status,
         };
         match code {
-            tonic::Code::Unavailable | tonic::Code::NotFound => unreachable(error),
+            // A node that is not the target (a stale address) is as good as
+            // unreachable: back off rather than retry at once.
+            tonic::Code::Unavailable | tonic::Code::NotFound | tonic::Code::FailedPrecondition => {
+                unreachable(error)
+            }
             _ => RPCError::Network(NetworkError::new(&error)),
         }
     }
@@ -215,7 +241,7 @@ impl<C: GroupConfig> RaftNetwork<C> for GrpcNetwork<C> {
         rpc: AppendEntriesRequest<C>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        let message = convert::append_request_to_pb(self.group, &rpc);
+        let message = convert::append_request_to_pb(self.group, self.target, &rpc);
         if message.entries.len() > 1 && message.encoded_len() > MAX_APPEND_BYTES {
             let fit = entries_that_fit(
                 message.entries.iter().map(Message::encoded_len),
@@ -243,7 +269,7 @@ impl<C: GroupConfig> RaftNetwork<C> for GrpcNetwork<C> {
         RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
     > {
         let mut client = self.client().map_err(unreachable)?;
-        let request = self.request(convert::snapshot_request_to_pb(self.group, &rpc), &option);
+        let request = self.request(convert::snapshot_request_to_pb(self.group, self.target, &rpc), &option);
         let reply = client
             .install_snapshot(request)
             .await
@@ -282,7 +308,7 @@ impl<C: GroupConfig> RaftNetwork<C> for GrpcNetwork<C> {
         option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
         let mut client = self.client().map_err(unreachable)?;
-        let request = self.request(convert::vote_request_to_pb(self.group, &rpc), &option);
+        let request = self.request(convert::vote_request_to_pb(self.group, self.target, &rpc), &option);
         let reply = client
             .vote(request)
             .await
@@ -294,6 +320,15 @@ impl<C: GroupConfig> RaftNetwork<C> for GrpcNetwork<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recorded_address_overrides_the_membership() {
+        let pool = ChannelPool::default();
+        assert_eq!(pool.address_of(3, "10.0.0.1:7500"), "10.0.0.1:7500");
+        pool.set_address(3, "10.0.0.9:7500");
+        assert_eq!(pool.address_of(3, "10.0.0.1:7500"), "10.0.0.9:7500");
+        assert_eq!(pool.address_of(4, "10.0.0.2:7500"), "10.0.0.2:7500");
+    }
 
     #[test]
     fn a_batch_is_cut_where_the_bytes_run_out_but_never_to_nothing() {

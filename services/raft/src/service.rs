@@ -77,6 +77,19 @@ impl<C: GroupConfig> RaftService<C> {
     }
 }
 
+/// Refuses a request meant for another Raft node: the sender's membership
+/// holds a stale address that now belongs to this node (for example a worker
+/// that rejoined under a new id). 0 comes from senders that predate the field.
+pub fn check_addressed_to<C: GroupConfig>(raft: &Raft<C>, target: u64) -> Result<(), Status> {
+    let me = raft.metrics().borrow().id;
+    if target == 0 || target == me {
+        return Ok(());
+    }
+    Err(Status::failed_precondition(format!(
+        "this is raft node {me}, not node {target}: the sender's address for node {target} is stale"
+    )))
+}
+
 fn bad_request(error: convert::ConvertError) -> Status {
     Status::invalid_argument(error.to_string())
 }
@@ -93,6 +106,7 @@ impl<C: GroupConfig> RaftRpc for RaftService<C> {
     ) -> Result<Response<pb::AppendEntriesResponse>, Status> {
         let request = request.into_inner();
         let raft = self.registry.require(request.group_id)?;
+        check_addressed_to(&raft, request.target_node_id)?;
         let rpc = convert::append_request_from_pb::<C>(&request).map_err(bad_request)?;
         let reply = raft.append_entries(rpc).await.map_err(raft_failure)?;
         Ok(Response::new(convert::append_response_to_pb(&reply)))
@@ -104,6 +118,7 @@ impl<C: GroupConfig> RaftRpc for RaftService<C> {
     ) -> Result<Response<pb::VoteResponse>, Status> {
         let request = request.into_inner();
         let raft = self.registry.require(request.group_id)?;
+        check_addressed_to(&raft, request.target_node_id)?;
         let rpc = convert::vote_request_from_pb(&request).map_err(bad_request)?;
         let reply = raft.vote(rpc).await.map_err(raft_failure)?;
         Ok(Response::new(convert::vote_response_to_pb(&reply)))
@@ -113,7 +128,9 @@ impl<C: GroupConfig> RaftRpc for RaftService<C> {
         &self,
         request: Request<pb::TriggerElectionRequest>,
     ) -> Result<Response<pb::TriggerElectionResponse>, Status> {
-        let raft = self.registry.require(request.into_inner().group_id)?;
+        let request = request.into_inner();
+        let raft = self.registry.require(request.group_id)?;
+        check_addressed_to(&raft, request.target_node_id)?;
         raft.trigger()
             .elect()
             .await
@@ -127,6 +144,7 @@ impl<C: GroupConfig> RaftRpc for RaftService<C> {
     ) -> Result<Response<pb::InstallSnapshotResponse>, Status> {
         let request = request.into_inner();
         let raft = self.registry.require(request.group_id)?;
+        check_addressed_to(&raft, request.target_node_id)?;
         let rpc = convert::snapshot_request_from_pb::<C>(request).map_err(bad_request)?;
         match raft.install_snapshot(rpc).await {
             Ok(reply) => Ok(Response::new(pb::InstallSnapshotResponse {

@@ -189,10 +189,11 @@ async fn run(
                     "worker {target} is not a learner of the group yet"
                 )));
             }
-            let voters = BTreeSet::from([target]);
+            let voters: BTreeSet<u64> = membership.voter_ids().collect();
+            let change = promotion(&voters, target, step.replaces_worker_id, metrics.id);
             replica
                 .raft
-                .change_membership(ChangeMembers::AddVoterIds(voters), false)
+                .change_membership(change, false)
                 .await
                 .map_err(raft_error)?;
         }
@@ -221,6 +222,27 @@ async fn run(
         pd::MoveStepKind::Unspecified => return Ok(false),
     }
     Ok(true)
+}
+
+/// The membership change that makes learner `target` a voter. When it
+/// replaces a lost voter (`replaces`, 0 for none) that one leaves in the same
+/// change: adding alone would need a majority of the grown configuration,
+/// which counts the lost voter and so needs `target` up and caught up, while
+/// the replaced configuration commits with the live voters alone. The leader
+/// itself is never dropped this way; its removal waits for its own step.
+pub fn promotion(
+    voters: &BTreeSet<u64>,
+    target: u64,
+    replaces: u64,
+    leader: u64,
+) -> ChangeMembers<u64, BasicNode> {
+    if replaces == 0 || replaces == leader || !voters.contains(&replaces) {
+        return ChangeMembers::AddVoterIds(BTreeSet::from([target]));
+    }
+    let mut next = voters.clone();
+    next.remove(&replaces);
+    next.insert(target);
+    ChangeMembers::ReplaceAllVoters(next)
 }
 
 /// Hands leadership to `target`. openraft 0.9 has no transfer call, and a
@@ -263,6 +285,7 @@ async fn hand_over(
     RaftClient::new(channel)
         .trigger_election(TriggerElectionRequest {
             group_id: replica.shard_id,
+            target_node_id: target,
         })
         .await
         .map_err(|e| StepError::Campaign {
@@ -277,4 +300,26 @@ async fn hand_over(
     stepped_down
         .map(|_| ())
         .map_err(|e| StepError::Raft(format!("still leading after the hand-over: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repair_promotion_drops_the_lost_voter_in_the_same_change() {
+        let voters = BTreeSet::from([1, 2, 3]);
+        // Voter 3 is lost; learner 4 replaces it. {1, 2} commit the joint
+        // configuration {1, 2, 3} + {1, 2, 4} without 4.
+        assert_eq!(
+            promotion(&voters, 4, 3, 1),
+            ChangeMembers::ReplaceAllVoters(BTreeSet::from([1, 2, 4]))
+        );
+        // Nothing to replace, the replaced voter already gone, or the leader
+        // itself named: only add.
+        let add = ChangeMembers::AddVoterIds(BTreeSet::from([4]));
+        assert_eq!(promotion(&voters, 4, 0, 1), add);
+        assert_eq!(promotion(&voters, 4, 9, 1), add);
+        assert_eq!(promotion(&voters, 4, 1, 1), add);
+    }
 }

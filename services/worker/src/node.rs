@@ -82,35 +82,68 @@ fn raft_config(timing: &RaftTiming, snapshot_every: u64) -> Result<Arc<Config>, 
     .map_err(|e| WorkerError::Config(e.to_string()))
 }
 
+/// Registers with PD. The id recorded in the data directory goes along, so a
+/// restart keeps its id while a new or wiped directory joins as a new worker
+/// (its Raft votes and logs are gone, so it must not reuse the old node id).
+/// A name still heartbeated from another address is retried for a while: a
+/// worker that moved (a rescheduled pod) waits out its old process's silence.
 async fn register(pd: &PdClient, config: &WorkerConfig) -> Result<u64, WorkerError> {
+    let id_file = config.data_dir.join("worker_id");
+    let recorded = match std::fs::read_to_string(&id_file) {
+        Ok(text) => Some(text.trim().parse::<u64>().map_err(|_| {
+            WorkerError::Config(format!(
+                "{} should hold a worker id but holds {:?}",
+                id_file.display(),
+                text.trim()
+            ))
+        })?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(WorkerError::Config(format!(
+                "cannot read {}: {e}",
+                id_file.display()
+            )));
+        }
+    };
     let request = pd::RegisterWorkerRequest {
         name: config.name.clone(),
         addr: config.advertise_addr.clone(),
         zone: config.zone.clone(),
+        worker_id: recorded.unwrap_or(0),
+        new_data_dir: recorded.is_none(),
     };
-    let id = pd
-        .call(|mut c| {
-            let request = request.clone();
-            async move { c.register_worker(request).await }
-        })
-        .await
-        .map_err(|e| WorkerError::Pd(e.to_string()))?
-        .worker_id;
-    let id_file = config.data_dir.join("worker_id");
-    if let Ok(previous) = std::fs::read_to_string(&id_file) {
-        if previous.trim() != id.to_string() {
-            return Err(WorkerError::Config(format!(
-                "{} holds worker id {} but PD knows {:?} as {id}; refusing to mix another worker's data",
-                id_file.display(),
-                previous.trim(),
-                config.name
-            )));
+    let deadline = tokio::time::Instant::now() + NAME_IN_USE_PATIENCE;
+    let id = loop {
+        let answer = pd
+            .call(|mut c| {
+                let request = request.clone();
+                async move { c.register_worker(request).await }
+            })
+            .await;
+        match answer {
+            Ok(reply) => break reply.worker_id,
+            Err(e) if name_in_use(&e) && tokio::time::Instant::now() < deadline =>
+            {
+                warn!(error = %e, "worker name in use; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(WorkerError::Pd(e.to_string())),
         }
-    } else {
-        write_durably(&id_file, id.to_string().as_bytes())
-            .map_err(|e| WorkerError::Config(format!("cannot write {}: {e}", id_file.display())))?;
+    };
+    match recorded {
+        Some(previous) if previous != id => Err(WorkerError::Config(format!(
+            "{} holds worker id {previous} but PD knows {:?} as {id}; refusing to mix another worker's data",
+            id_file.display(),
+            config.name
+        ))),
+        Some(_) => Ok(id),
+        None => {
+            write_durably(&id_file, id.to_string().as_bytes()).map_err(|e| {
+                WorkerError::Config(format!("cannot write {}: {e}", id_file.display()))
+            })?;
+            Ok(id)
+        }
     }
-    Ok(id)
 }
 
 /// Writes `path` so that after a crash it holds either nothing or all of
@@ -129,6 +162,17 @@ fn write_durably(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()>
     }
     Ok(())
 }
+
+/// Whether PD refused the registration because another address holds the name.
+fn name_in_use(error: &vectron_pd::PdClientError) -> bool {
+    use vectron_proto::common::v1::ErrorReason;
+    vectron_proto::error_detail::detail_of(&error.status())
+        .is_some_and(|d| d.reason() == ErrorReason::Conflict && d.field == "name")
+}
+
+/// How long a registration keeps retrying while PD says another address still
+/// heartbeats this worker's name (PD's heartbeat timeout is 10 s by default).
+const NAME_IN_USE_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Runs a worker until `shutdown` resolves.
 pub async fn run(
@@ -310,6 +354,11 @@ impl Converger {
                 continue;
             };
             assigned.insert(shard.shard_id);
+            // PD knows where each worker is now; a group's membership keeps the
+            // address a replica was added with.
+            for peer in &shard.replicas {
+                self.pool.set_address(peer.worker_id, &peer.addr);
+            }
             let replica = match self.hosted(shard.shard_id) {
                 Some(replica) => replica,
                 None if self.is_retiring(shard.shard_id) => continue,

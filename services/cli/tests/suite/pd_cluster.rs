@@ -44,6 +44,7 @@ async fn register(client: &PdClient, name: &str) -> u64 {
         name: name.into(),
         addr: "127.0.0.1:1".into(),
         zone: String::new(),
+        ..Default::default()
     };
     client
         .call(|mut c| {

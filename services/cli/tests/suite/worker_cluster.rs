@@ -1,5 +1,6 @@
 //! Process tests of workers: a PD and three `vectron worker` processes on
-//! loopback hosting a 3-replica shard, with kill -9 and restart.
+//! loopback hosting a 3-replica shard, with kill -9 and restart, a wiped data
+//! dir (a new incarnation) and a second process under a live worker's name.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use vectron_proto::error_detail::detail_of;
 use vectron_proto::pd::v1 as pd;
 use vectron_proto::worker::v1 as pb;
 
-use crate::harness::{PdCluster, WorkerProc, serial, wait_for, worker_client};
+use crate::harness::{PdCluster, WorkerProc, free_port, serial, wait_for, worker_client};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -23,8 +24,9 @@ fn point(i: u64) -> pb::Point {
     }
 }
 
-/// The shard's routing entry from PD.
-async fn shard(pd_client: &vectron_pd::PdClient) -> pd::Shard {
+/// The shard's current routing entry from PD (its epoch moves with every
+/// membership change).
+async fn current_shard(pd_client: &vectron_pd::PdClient) -> pd::Shard {
     let request = pd::GetRoutingTableRequest {
         collection: "c".into(),
     };
@@ -110,8 +112,8 @@ async fn acknowledged_upserts_survive_kill_and_restart_of_any_worker() {
         })
         .await
         .expect("create collection");
-    let shard = shard(&pd_client).await;
-    let addrs: Vec<String> = workers.iter().map(|w| w.addr.clone()).collect();
+    let shard = current_shard(&pd_client).await;
+    let mut addrs: Vec<String> = workers.iter().map(|w| w.addr.clone()).collect();
     let find_leader = || async {
         wait_for("the shard group to elect a leader", WAIT, || async {
             strong_count(&addrs, &shard).await
@@ -214,34 +216,85 @@ async fn acknowledged_upserts_survive_kill_and_restart_of_any_worker() {
     assert_eq!(got.points[1].vector, point(4_321).vector);
     assert_eq!(got.points[1].payload_json, point(4_321).payload_json);
 
-    // A replica whose data dir is wiped comes back through a snapshot.
+    // A follower restarted at a new address (a rescheduled pod) is reached
+    // there: the group's membership still holds the old address, and the
+    // leader must follow PD's. With the third replica down the shard can
+    // only commit through the moved one.
+    let (leader_now, _) = strong_count(&addrs, &shard).await.expect("a leader");
+    let leader_at = addrs.iter().position(|a| *a == leader_now).expect("ours");
+    let (moved, stopped) = ((leader_at + 1) % 3, (leader_at + 2) % 3);
+    workers[moved].kill9();
+    workers[moved].addr = format!("127.0.0.1:{}", free_port());
+    addrs[moved] = workers[moved].addr.clone();
+    workers[moved].spawn();
+    wait_for("PD to know the moved address", WAIT, || async {
+        let named = workers_named(&pd_client, &workers[moved].name).await;
+        (named[0].addr == workers[moved].addr).then_some(())
+    })
+    .await;
+    workers[stopped].kill9();
+    let (_, count) = wait_for(
+        "a strong count through the moved follower",
+        WAIT,
+        || async { strong_count(&addrs, &shard).await },
+    )
+    .await;
+    assert_eq!(count, 10_000);
+    workers[stopped].spawn();
+
+    // A worker whose data dir is wiped rejoins under a new worker id (its
+    // Raft votes and log are gone, so the old node id must not vote again);
+    // the old id is removed, PD re-creates its replica on the new one, and
+    // that replica catches up through a snapshot.
     let (leader_now, _) = strong_count(&addrs, &shard).await.expect("a leader");
     let wiped = (addrs.iter().position(|a| *a == leader_now).expect("ours") + 1) % 3;
+    let old_id = workers_named(&pd_client, &workers[wiped].name).await[0].id;
     workers[wiped].kill9();
     std::fs::remove_dir_all(&workers[wiped].data_dir).expect("wipe data dir");
     workers[wiped].spawn();
+    let new_id = wait_for("the wiped worker to rejoin under a new id", WAIT, || async {
+        let named = workers_named(&pd_client, &workers[wiped].name).await;
+        let up = named.iter().find(|w| w.state() == pd::WorkerState::Up)?;
+        (up.id != old_id).then_some(up.id)
+    })
+    .await;
+    let old = workers_named(&pd_client, &workers[wiped].name).await;
+    assert!(
+        old.iter()
+            .any(|w| w.id == old_id && w.state() == pd::WorkerState::Removed),
+        "the old incarnation must be removed: {old:?}"
+    );
 
     // Every replica, including the restarted and wiped ones, converges to
-    // 10,000 points.
+    // 10,000 points, and the new id votes in place of the old one.
+    wait_for("the new incarnation to replace the old voter", WAIT, || async {
+        let voters: Vec<u64> = current_shard(&pd_client)
+            .await
+            .replicas
+            .iter()
+            .filter(|r| r.kind() == pd::ReplicaKind::Voter)
+            .map(|r| r.worker_id)
+            .collect();
+        (voters.contains(&new_id) && !voters.contains(&old_id)).then_some(())
+    })
+    .await;
     for w in &workers {
-        wait_for("every replica to hold every point", WAIT, || {
-            let shard = shard.clone();
-            async move {
-                // A restarted worker registers with PD before it listens.
-                let mut c = worker_client(&w.addr).await?;
-                let reply = c
-                    .count(pb::CountRequest {
-                        shard: Some(pb::ShardRef {
-                            shard_id: shard.shard_id,
-                            epoch: shard.epoch,
-                        }),
-                        filter: None,
-                        consistency: Consistency::Eventual.into(),
-                    })
-                    .await
-                    .ok()?;
-                (reply.into_inner().count == 10_000).then_some(())
-            }
+        wait_for("every replica to hold every point", WAIT, || async {
+            let shard = current_shard(&pd_client).await;
+            // A restarted worker registers with PD before it listens.
+            let mut c = worker_client(&w.addr).await?;
+            let reply = c
+                .count(pb::CountRequest {
+                    shard: Some(pb::ShardRef {
+                        shard_id: shard.shard_id,
+                        epoch: shard.epoch,
+                    }),
+                    filter: None,
+                    consistency: Consistency::Eventual.into(),
+                })
+                .await
+                .ok()?;
+            (reply.into_inner().count == 10_000).then_some(())
         })
         .await;
     }
@@ -252,4 +305,37 @@ async fn acknowledged_upserts_survive_kill_and_restart_of_any_worker() {
         "the wiped replica caught up without a snapshot:\n{}",
         workers[wiped].log_tail()
     );
+
+    // A second process under a live worker's name is refused: it would share
+    // that worker's id. It keeps retrying (the name may be free soon, as when
+    // a pod moves) and never registers.
+    let holder = workers_named(&pd_client, &workers[0].name).await[0].clone();
+    let mut impostor = WorkerProc::new(cluster.dir(), &workers[0].name, &endpoints);
+    impostor.data_dir = cluster.dir().join("impostor");
+    impostor.spawn();
+    wait_for("the impostor to be refused", WAIT, || async {
+        impostor.log().contains("worker name in use").then_some(())
+    })
+    .await;
+    let named = workers_named(&pd_client, &workers[0].name).await;
+    assert_eq!(named.len(), 1, "{named:?}");
+    assert_eq!((named[0].id, &named[0].addr), (holder.id, &holder.addr));
+    assert!(
+        !impostor.log().contains("worker registered with PD"),
+        "{}",
+        impostor.log_tail()
+    );
+    impostor.kill9();
+}
+
+/// Every worker record PD holds under `name`, current and removed.
+async fn workers_named(pd_client: &vectron_pd::PdClient, name: &str) -> Vec<pd::Worker> {
+    pd_client
+        .call(|mut c| async move { c.list_workers(pd::ListWorkersRequest {}).await })
+        .await
+        .expect("list workers")
+        .workers
+        .into_iter()
+        .filter(|w| w.name == name)
+        .collect()
 }

@@ -1,6 +1,6 @@
 use vectron_ids::{ShardId, WorkerId};
 
-use crate::command::{PdCommand, PdResponse};
+use crate::command::{DataDir, PdCommand, PdResponse};
 use crate::model::{
     CollectionSpec, Hnsw, Metric, MoveReason, PdState, ReplicaKind, Step, WorkerState,
 };
@@ -19,6 +19,7 @@ fn state() -> (PdState, ShardId) {
                 addr: "127.0.0.1:1".into(),
                 zone: String::new(),
                 now_ms: 0,
+                data_dir: DataDir::Fresh,
             },
             1,
         );
@@ -43,6 +44,7 @@ fn state() -> (PdState, ShardId) {
             addr: "127.0.0.1:1".into(),
             zone: String::new(),
             now_ms: 0,
+            data_dir: DataDir::Fresh,
         },
         3,
     );

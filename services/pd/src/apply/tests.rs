@@ -5,17 +5,35 @@ use super::*;
 use crate::model::{Hnsw, Metric};
 
 fn register(state: &mut PdState, name: &str, zone: &str, index: u64) -> WorkerId {
-    match state.apply(
+    match register_as(state, name, zone, DataDir::Unreported, index) {
+        PdResponse::Worker(id) => id,
+        other => panic!("register {name}: {other:?}"),
+    }
+}
+
+fn register_as(
+    state: &mut PdState,
+    name: &str,
+    zone: &str,
+    data_dir: DataDir,
+    index: u64,
+) -> PdResponse {
+    state.apply(
         PdCommand::RegisterWorker {
             name: name.into(),
             addr: format!("127.0.0.1:{}", 7500 + index),
             zone: zone.into(),
             now_ms: 1,
+            data_dir,
         },
         index,
-    ) {
-        PdResponse::Worker(id) => id,
-        other => panic!("register {name}: {other:?}"),
+    )
+}
+
+fn rejection(response: PdResponse) -> String {
+    match response {
+        PdResponse::Rejected(e) => e.to_string(),
+        other => panic!("expected a rejection, got {other:?}"),
     }
 }
 
@@ -50,6 +68,58 @@ fn re_registering_a_name_keeps_its_id() {
     assert_ne!(a, b);
     assert_eq!(register(&mut state, "a", "z", 3), a);
     assert_eq!(state.workers[&a].zone, "z");
+}
+
+#[test]
+fn a_worker_with_a_wiped_data_dir_rejoins_under_a_new_id() {
+    let mut state = three_workers();
+    let PdResponse::Collection(_) = create(&mut state, spec("c", 2, 3)) else {
+        panic!("expected a collection");
+    };
+    let old = state.worker_by_name("w0").expect("w0").id;
+    // A restart with its data keeps the id.
+    assert_eq!(
+        register_as(&mut state, "w0", "", DataDir::Holds(old), 10),
+        PdResponse::Worker(old)
+    );
+    // With its data gone it is a new incarnation: a new id (a new Raft node
+    // id), and the old one is removed so its replicas count as lost.
+    let PdResponse::Worker(new) = register_as(&mut state, "w0", "", DataDir::Fresh, 11) else {
+        panic!("a fresh registration is accepted");
+    };
+    assert_ne!(new, old);
+    assert_eq!(state.workers[&old].state, WorkerState::Removed);
+    assert_eq!(state.workers[&new].state, WorkerState::Up);
+    assert_eq!(state.worker_by_name("w0").map(|w| w.id), Some(new));
+    assert!(
+        state.shards_on(old).count() > 0,
+        "the lost replicas stay in the placement for the scheduler to repair"
+    );
+    // The old incarnation's data directory may not come back.
+    let replaced = rejection(register_as(&mut state, "w0", "", DataDir::Holds(old), 12));
+    assert!(replaced.contains("replaced by worker"), "{replaced}");
+    assert_eq!(state.workers[&old].state, WorkerState::Removed);
+    // Older workers that report nothing keep the name's current id.
+    assert_eq!(
+        register_as(&mut state, "w0", "", DataDir::Unreported, 13),
+        PdResponse::Worker(new)
+    );
+}
+
+#[test]
+fn a_data_dir_of_an_unknown_or_other_worker_is_refused() {
+    let mut state = three_workers();
+    let w1 = state.worker_by_name("w1").expect("w1").id;
+    let other = rejection(register_as(&mut state, "w0", "", DataDir::Holds(w1), 10));
+    assert!(other.contains("\"w1\""), "{other}");
+    let unknown = rejection(register_as(
+        &mut state,
+        "w0",
+        "",
+        DataDir::Holds(WorkerId(9_999)),
+        11,
+    ));
+    assert!(unknown.contains("does not know"), "{unknown}");
 }
 
 #[test]
