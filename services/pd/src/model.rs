@@ -290,7 +290,7 @@ impl PdState {
         let named = || self.workers.values().filter(move |w| w.name == name);
         named()
             .find(|w| w.state != WorkerState::Removed)
-            .or_else(|| named().last())
+            .or_else(|| named().next_back())
     }
 
     /// Shards that have a replica on `worker`.

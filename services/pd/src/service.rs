@@ -251,7 +251,13 @@ impl PlacementDriver for PdService {
                     .map_err(|e| PdError::invalid("addr", e.to_string()))?;
                 let data_dir = registration::data_dir(&req)?;
                 self.core.linearizable().await?;
-                let current = self.core.state.read().state.worker_by_name(&req.name).cloned();
+                let current = self
+                    .core
+                    .state
+                    .read()
+                    .state
+                    .worker_by_name(&req.name)
+                    .cloned();
                 {
                     registration::check_name_free(
                         current.as_ref(),

@@ -269,7 +269,10 @@ impl<C: GroupConfig> RaftNetwork<C> for GrpcNetwork<C> {
         RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
     > {
         let mut client = self.client().map_err(unreachable)?;
-        let request = self.request(convert::snapshot_request_to_pb(self.group, self.target, &rpc), &option);
+        let request = self.request(
+            convert::snapshot_request_to_pb(self.group, self.target, &rpc),
+            &option,
+        );
         let reply = client
             .install_snapshot(request)
             .await
@@ -308,7 +311,10 @@ impl<C: GroupConfig> RaftNetwork<C> for GrpcNetwork<C> {
         option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
         let mut client = self.client().map_err(unreachable)?;
-        let request = self.request(convert::vote_request_to_pb(self.group, self.target, &rpc), &option);
+        let request = self.request(
+            convert::vote_request_to_pb(self.group, self.target, &rpc),
+            &option,
+        );
         let reply = client
             .vote(request)
             .await

@@ -122,8 +122,7 @@ async fn register(pd: &PdClient, config: &WorkerConfig) -> Result<u64, WorkerErr
             .await;
         match answer {
             Ok(reply) => break reply.worker_id,
-            Err(e) if name_in_use(&e) && tokio::time::Instant::now() < deadline =>
-            {
+            Err(e) if name_in_use(&e) && tokio::time::Instant::now() < deadline => {
                 warn!(error = %e, "worker name in use; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }

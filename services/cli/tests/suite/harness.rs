@@ -398,13 +398,19 @@ pub struct WorkerProc {
 impl WorkerProc {
     /// A worker named `name` with its data under `dir`, not yet started.
     pub fn new(dir: &Path, name: &str, pd_endpoints: &[String]) -> Self {
+        Self::labelled(dir, name, name, pd_endpoints)
+    }
+
+    /// A worker registering as `name` whose data dir and log under `dir`
+    /// are named `label` (for a second process under one name).
+    pub fn labelled(dir: &Path, name: &str, label: &str, pd_endpoints: &[String]) -> Self {
         Self {
             name: name.to_owned(),
             addr: format!("127.0.0.1:{}", free_port()),
-            data_dir: dir.join(name),
+            data_dir: dir.join(label),
             pd_endpoints: pd_endpoints.join(","),
             extra: Vec::new(),
-            process: VectronProcess::new(dir.join(format!("{name}.log"))),
+            process: VectronProcess::new(dir.join(format!("{label}.log"))),
         }
     }
 

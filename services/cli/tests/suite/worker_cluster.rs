@@ -216,31 +216,22 @@ async fn acknowledged_upserts_survive_kill_and_restart_of_any_worker() {
     assert_eq!(got.points[1].vector, point(4_321).vector);
     assert_eq!(got.points[1].payload_json, point(4_321).payload_json);
 
-    // A follower restarted at a new address (a rescheduled pod) is reached
-    // there: the group's membership still holds the old address, and the
-    // leader must follow PD's. With the third replica down the shard can
-    // only commit through the moved one.
-    let (leader_now, _) = strong_count(&addrs, &shard).await.expect("a leader");
-    let leader_at = addrs.iter().position(|a| *a == leader_now).expect("ours");
-    let (moved, stopped) = ((leader_at + 1) % 3, (leader_at + 2) % 3);
-    workers[moved].kill9();
-    workers[moved].addr = format!("127.0.0.1:{}", free_port());
-    addrs[moved] = workers[moved].addr.clone();
-    workers[moved].spawn();
-    wait_for("PD to know the moved address", WAIT, || async {
-        let named = workers_named(&pd_client, &workers[moved].name).await;
-        (named[0].addr == workers[moved].addr).then_some(())
+    // Every worker restarted at a new address (rescheduled pods with new
+    // IPs): the group's membership still holds the old addresses, so the
+    // replicas can reach each other only through the addresses PD knows now.
+    for w in workers.iter_mut() {
+        w.kill9();
+    }
+    for (position, w) in workers.iter_mut().enumerate() {
+        w.addr = format!("127.0.0.1:{}", free_port());
+        addrs[position] = w.addr.clone();
+        w.spawn();
+    }
+    let (_, count) = wait_for("a strong count after every worker moved", WAIT, || async {
+        strong_count(&addrs, &shard).await
     })
     .await;
-    workers[stopped].kill9();
-    let (_, count) = wait_for(
-        "a strong count through the moved follower",
-        WAIT,
-        || async { strong_count(&addrs, &shard).await },
-    )
-    .await;
     assert_eq!(count, 10_000);
-    workers[stopped].spawn();
 
     // A worker whose data dir is wiped rejoins under a new worker id (its
     // Raft votes and log are gone, so the old node id must not vote again);
@@ -252,11 +243,15 @@ async fn acknowledged_upserts_survive_kill_and_restart_of_any_worker() {
     workers[wiped].kill9();
     std::fs::remove_dir_all(&workers[wiped].data_dir).expect("wipe data dir");
     workers[wiped].spawn();
-    let new_id = wait_for("the wiped worker to rejoin under a new id", WAIT, || async {
-        let named = workers_named(&pd_client, &workers[wiped].name).await;
-        let up = named.iter().find(|w| w.state() == pd::WorkerState::Up)?;
-        (up.id != old_id).then_some(up.id)
-    })
+    let new_id = wait_for(
+        "the wiped worker to rejoin under a new id",
+        WAIT,
+        || async {
+            let named = workers_named(&pd_client, &workers[wiped].name).await;
+            let up = named.iter().find(|w| w.state() == pd::WorkerState::Up)?;
+            (up.id != old_id).then_some(up.id)
+        },
+    )
     .await;
     let old = workers_named(&pd_client, &workers[wiped].name).await;
     assert!(
@@ -267,16 +262,20 @@ async fn acknowledged_upserts_survive_kill_and_restart_of_any_worker() {
 
     // Every replica, including the restarted and wiped ones, converges to
     // 10,000 points, and the new id votes in place of the old one.
-    wait_for("the new incarnation to replace the old voter", WAIT, || async {
-        let voters: Vec<u64> = current_shard(&pd_client)
-            .await
-            .replicas
-            .iter()
-            .filter(|r| r.kind() == pd::ReplicaKind::Voter)
-            .map(|r| r.worker_id)
-            .collect();
-        (voters.contains(&new_id) && !voters.contains(&old_id)).then_some(())
-    })
+    wait_for(
+        "the new incarnation to replace the old voter",
+        WAIT,
+        || async {
+            let voters: Vec<u64> = current_shard(&pd_client)
+                .await
+                .replicas
+                .iter()
+                .filter(|r| r.kind() == pd::ReplicaKind::Voter)
+                .map(|r| r.worker_id)
+                .collect();
+            (voters.contains(&new_id) && !voters.contains(&old_id)).then_some(())
+        },
+    )
     .await;
     for w in &workers {
         wait_for("every replica to hold every point", WAIT, || async {
@@ -309,15 +308,23 @@ async fn acknowledged_upserts_survive_kill_and_restart_of_any_worker() {
     // A second process under a live worker's name is refused: it would share
     // that worker's id. It keeps retrying (the name may be free soon, as when
     // a pod moves) and never registers.
-    let holder = workers_named(&pd_client, &workers[0].name).await[0].clone();
-    let mut impostor = WorkerProc::new(cluster.dir(), &workers[0].name, &endpoints);
-    impostor.data_dir = cluster.dir().join("impostor");
+    let live_named = |name: String| {
+        let pd_client = &pd_client;
+        async move {
+            let mut named = workers_named(pd_client, &name).await;
+            named.retain(|w| w.state() != pd::WorkerState::Removed);
+            named
+        }
+    };
+    let holder = live_named(workers[0].name.clone()).await[0].clone();
+    let mut impostor =
+        WorkerProc::labelled(cluster.dir(), &workers[0].name, "impostor", &endpoints);
     impostor.spawn();
     wait_for("the impostor to be refused", WAIT, || async {
         impostor.log().contains("worker name in use").then_some(())
     })
     .await;
-    let named = workers_named(&pd_client, &workers[0].name).await;
+    let named = live_named(workers[0].name.clone()).await;
     assert_eq!(named.len(), 1, "{named:?}");
     assert_eq!((named[0].id, &named[0].addr), (holder.id, &holder.addr));
     assert!(
