@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The short chaos run CI does: three fault mixes of eight cycles each against
+# The short chaos run CI does: four fault mixes of eight cycles each against
 # a real 3 PD + 3 worker cluster on loopback, each checked for
 # linearizability (Porcupine), lost acknowledged writes, convergence and
 # search; then the suite's self-test, a run with a planted stale-read bug,
-# which must be caught. Needs the vectron binary (built by cargo test) and go.
+# which must be caught. Needs the vectron binary built with the failpoints
+# feature (scripts/test.sh builds it so; the crash mix arms crash points) and go.
 #
 #   tests/chaos/run.sh [path/to/vectron]
 #
@@ -20,7 +21,7 @@ start=$(date +%s)
 
 (cd tests/chaos/checker && go vet ./... && go test ./...)
 
-for mix in kill pause mixed; do
+for mix in kill pause mixed crash; do
   echo "== chaos: mix $mix, $cycles cycles, seed $seed ($(( $(date +%s) - start ))s)"
   "$vectron" chaos --mix "$mix" --cycles "$cycles" --seed "$seed" \
     --checker-dir tests/chaos/checker

@@ -10,6 +10,9 @@ use vectron::args::Cli;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     vectron_telemetry::init();
+    // Chaos runs arm crash points through FAILPOINTS (builds with the
+    // `failpoints` feature only; otherwise this does nothing).
+    let _failpoints = vectron_raft::failpoint::arm_from_env();
     match vectron::run::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -136,6 +136,7 @@ impl RaftSnapshotBuilder<PdTypeConfig> for PdStateMachine {
             snapshot_id,
         };
         let stored = StoredSnapshot { meta, data };
+        vectron_raft::crash_point!("pd::snapshot::build");
         self.store(&stored)?;
         Ok(Snapshot {
             meta: stored.meta,
@@ -159,6 +160,7 @@ impl RaftStateMachine<PdTypeConfig> for PdStateMachine {
         I: IntoIterator<Item = Entry<PdTypeConfig>> + openraft::OptionalSend,
         I::IntoIter: openraft::OptionalSend,
     {
+        vectron_raft::crash_point!("pd::apply");
         let mut applied = self.shared.write();
         let mut responses = Vec::new();
         for entry in entries {
@@ -207,6 +209,8 @@ impl RaftStateMachine<PdTypeConfig> for PdStateMachine {
             meta: meta.clone(),
             data,
         })?;
+        // Stored, not yet in memory.
+        vectron_raft::crash_point!("pd::snapshot::install");
         *self.shared.write() = incoming;
         Ok(())
     }

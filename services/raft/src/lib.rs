@@ -8,6 +8,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod convert;
+pub mod failpoint;
 pub mod log_store;
 pub mod network;
 pub mod service;

@@ -218,8 +218,12 @@ impl<C: GroupConfig> RaftLogStorage<C> for RocksLogStore<C> {
             meta_key(self.group, META_VOTE),
             vote_to_pb(vote).encode_to_vec(),
         );
-        self.write_batch(batch)
-            .map_err(|e| StorageIOError::write_vote(&e).into())
+        let written = self
+            .write_batch(batch)
+            .map_err(|e| StorageIOError::write_vote(&e).into());
+        // Durable, not yet acted on.
+        crate::crash_point!("raft::log::save_vote");
+        written
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError<u64>> {
@@ -273,7 +277,10 @@ impl<C: GroupConfig> RaftLogStorage<C> for RocksLogStore<C> {
                 entry_to_pb(&entry).encode_to_vec(),
             );
         }
+        crate::crash_point!("raft::log::before_append_sync");
         let result = self.write_batch(batch);
+        // Durable, not yet reported to Raft (so not yet acknowledged).
+        crate::crash_point!("raft::log::after_append_sync");
         let io_result = result
             .as_ref()
             .map(|_| ())
@@ -283,6 +290,7 @@ impl<C: GroupConfig> RaftLogStorage<C> for RocksLogStore<C> {
     }
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
+        crate::crash_point!("raft::log::truncate");
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(
             self.cf_log(),
@@ -294,6 +302,7 @@ impl<C: GroupConfig> RaftLogStorage<C> for RocksLogStore<C> {
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
+        crate::crash_point!("raft::log::purge");
         let mut batch = WriteBatch::default();
         batch.put_cf(
             self.cf_meta(),

@@ -154,6 +154,7 @@ async fn run(
     let is_member = membership.get_node(&target).is_some();
     match step.kind() {
         pd::MoveStepKind::AddLearner => {
+            vectron_raft::crash_point!("worker::move::add_learner");
             if is_voter {
                 // PD adds a fresh learner, so this voter is what an earlier
                 // replica on that worker left behind; the worker has
@@ -181,6 +182,7 @@ async fn run(
                 .map_err(raft_error)?;
         }
         pd::MoveStepKind::Promote => {
+            vectron_raft::crash_point!("worker::move::promote");
             if is_voter {
                 return Ok(false);
             }
@@ -198,6 +200,7 @@ async fn run(
                 .map_err(raft_error)?;
         }
         pd::MoveStepKind::RemoveReplica => {
+            vectron_raft::crash_point!("worker::move::remove_replica");
             let ids = BTreeSet::from([target]);
             let change = if is_voter {
                 ChangeMembers::RemoveVoters(ids)
@@ -213,6 +216,7 @@ async fn run(
                 .map_err(raft_error)?;
         }
         pd::MoveStepKind::TransferLeader => {
+            vectron_raft::crash_point!("worker::move::transfer_leader");
             if target == metrics.id || !is_voter {
                 return Ok(false);
             }

@@ -23,7 +23,7 @@ use crate::replica::Replica;
 use crate::shard::codec;
 use crate::shard::command::{PointRecord, RequestId, ShardCommand, ShardProposal, ShardResponse};
 use crate::shard::read::{self, ShardQuery};
-use crate::storage::StoredPoint;
+use crate::storage::{StorageError, StoredPoint};
 
 /// Largest payload of one point, in bytes of JSON.
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
@@ -225,8 +225,15 @@ fn validate_points(replica: &Replica, points: Vec<pb::Point>) -> Result<Vec<Poin
         .collect()
 }
 
-fn payload_value(bytes: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(bytes).unwrap_or(serde_json::Value::Null)
+/// Runs a whole-shard read (scroll, filtered count) on tokio's blocking pool,
+/// so a long scan never holds up the Raft heartbeats sharing the runtime.
+async fn off_runtime<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|e| internal(format!("read task failed: {e}")))?
+        .map_err(internal)
 }
 
 fn output_point(stored: StoredPoint, with_vector: bool, with_payload: bool) -> pb::Point {
@@ -436,33 +443,26 @@ impl Worker for WorkerService {
         } else {
             request.limit.min(10_000)
         } as usize;
-        let mut points: Vec<(String, StoredPoint)> = replica
-            .store
-            .points()
-            .map_err(internal)?
-            .into_iter()
-            .filter(|p| {
-                filter
-                    .as_ref()
-                    .is_none_or(|f| f.matches(&payload_value(&p.payload)))
-            })
-            .map(|p| (crate::point_id::canonical(p.point.id.as_ref()), p))
-            .filter(|(id, _)| request.after_id.as_ref().is_none_or(|after| id > after))
-            .collect();
-        points.sort_by(|a, b| a.0.cmp(&b.0));
-        let more = points.len() > limit;
-        points.truncate(limit);
-        let next_after_id = if more {
-            points.last().map(|(id, _)| id.clone())
-        } else {
-            None
-        };
+        let store = replica.store.clone();
+        let after = request.after_id.clone();
+        let with_payload = request.with_payload;
+        let page = off_runtime(move || {
+            read::scroll_points(
+                &store,
+                after.as_deref(),
+                limit,
+                filter.as_ref(),
+                with_payload,
+            )
+        })
+        .await?;
         Ok(Response::new(pb::ScrollResponse {
-            points: points
+            points: page
+                .points
                 .into_iter()
                 .map(|(_, p)| output_point(p, request.with_vector, request.with_payload))
                 .collect(),
-            next_after_id,
+            next_after_id: page.next_after,
         }))
     }
 
@@ -480,13 +480,10 @@ impl Worker for WorkerService {
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
                 .len() as u64,
-            Some(filter) => replica
-                .store
-                .points()
-                .map_err(internal)?
-                .iter()
-                .filter(|p| filter.matches(&payload_value(&p.payload)))
-                .count() as u64,
+            Some(filter) => {
+                let store = replica.store.clone();
+                off_runtime(move || read::count_matching(&store, &filter)).await?
+            }
         };
         Ok(Response::new(pb::CountResponse { count }))
     }

@@ -232,6 +232,27 @@ impl ShardStore {
         batch.delete_cf(self.cf(CF_SHARD_META), prefixed(self.shard, name));
     }
 
+    /// Adds the removal of every metadata value whose name starts with
+    /// `prefix` to `batch` (a range delete: nothing is read).
+    pub fn delete_meta_with_prefix(&self, batch: &mut WriteBatch, prefix: &[u8]) {
+        let start = prefixed(self.shard, prefix);
+        let mut end = start.clone();
+        // The first key after every key with this prefix: strip trailing 0xff
+        // bytes and increment the last (the shard prefix bounds the range
+        // when the name prefix is all 0xff or empty).
+        while end.last() == Some(&0xff) && end.len() > 8 {
+            end.pop();
+        }
+        if end.len() > 8 {
+            if let Some(last) = end.last_mut() {
+                *last += 1;
+            }
+        } else {
+            end = prefixed(self.shard.wrapping_add(1), &[]);
+        }
+        batch.delete_range_cf(self.cf(CF_SHARD_META), start, end);
+    }
+
     /// Adds a metadata write to `batch`.
     pub fn put_meta(&self, batch: &mut WriteBatch, name: impl AsRef<[u8]>, value: &[u8]) {
         batch.put_cf(
@@ -339,6 +360,41 @@ impl ShardView<'_> {
     pub fn payload(&self, row: u64) -> Result<Vec<u8>, StorageError> {
         let key = prefixed(self.store.shard, &row.to_be_bytes());
         Ok(self.get(CF_PAYLOADS, &key)?.unwrap_or_default())
+    }
+
+    /// Walks the shard's points in canonical-id order, starting after
+    /// `after` (from the first when `None`), calling `visit(canonical id,
+    /// row)` until it returns `false`. Streams: nothing is loaded beyond the
+    /// current key, so a scan's memory does not grow with the shard.
+    pub fn scan_ids(
+        &self,
+        after: Option<&str>,
+        mut visit: impl FnMut(&str, u64) -> Result<bool, StorageError>,
+    ) -> Result<(), StorageError> {
+        let shard = self.store.shard;
+        let start = prefixed(shard, after.unwrap_or_default().as_bytes());
+        let iter = self.store.db.iterator_cf_opt(
+            self.store.cf(CF_IDS),
+            self.options(),
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item?;
+            let Some(id) = key.strip_prefix(&shard.to_be_bytes()) else {
+                break;
+            };
+            if after.is_some() && key.as_ref() == start.as_slice() {
+                continue;
+            }
+            let id = std::str::from_utf8(id).map_err(|e| self.store.corrupt("point id", e))?;
+            let row = <[u8; 8]>::try_from(value.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| self.store.corrupt("row", "not 8 bytes"))?;
+            if !visit(id, row)? {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Every stored point of the shard, in row order.

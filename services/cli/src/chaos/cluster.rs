@@ -37,6 +37,8 @@ struct Member {
     log: PathBuf,
     child: Option<Child>,
     paused: bool,
+    /// `FAILPOINTS` of the running process (a crash point armed), if any.
+    failpoints: Option<String>,
 }
 
 /// The shape of the cluster.
@@ -222,8 +224,12 @@ impl Cluster {
             .open(&member.log)
             .map_err(|e| ChaosError::Cluster(format!("{}: {e}", member.log.display())))?;
         let mut command = Command::new(&self.exe);
+        command.args(&member.args);
+        match &member.failpoints {
+            Some(failpoints) => command.env("FAILPOINTS", failpoints),
+            None => command.env_remove("FAILPOINTS"),
+        };
         command
-            .args(&member.args)
             .env("RUST_LOG", "info,openraft=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -284,6 +290,34 @@ impl Cluster {
             return Ok(());
         }
         self.spawn(index)
+    }
+
+    /// Restarts `name` with the crash point `point` armed: the process
+    /// aborts the first time it reaches it.
+    pub async fn restart_armed(&mut self, name: &str, point: &str) -> Result<(), ChaosError> {
+        self.kill9(name).await?;
+        let index = self.index_of(name)?;
+        self.members[index].failpoints = Some(format!("{point}=1*return"));
+        self.spawn(index)
+    }
+
+    /// Disarms `name`'s crash point: restarts it plainly, whether it crashed
+    /// there (returns `true`) or never reached it (it is killed first).
+    pub async fn disarm(&mut self, name: &str) -> Result<bool, ChaosError> {
+        let index = self.index_of(name)?;
+        let fired = match self.members[index].child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(Some(_))),
+            None => false,
+        };
+        if fired {
+            // Exited and reaped: nothing left to kill.
+            self.members[index].child = None;
+        } else if self.members[index].child.is_some() {
+            self.kill9(name).await?;
+        }
+        self.members[index].failpoints = None;
+        self.spawn(index)?;
+        Ok(fired)
     }
 
     /// SIGSTOP of `name`.
@@ -460,6 +494,7 @@ impl Member {
             log: logs.join(format!("{name}.log")),
             child: None,
             paused: false,
+            failpoints: None,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The faults a chaos run injects, the named mixes of them, and injecting
 //! and healing one: kill -9 then restart, or SIGSTOP then SIGCONT, of a
-//! worker, a shard's leader, the PD leader, or every worker at once. Does
-//! process I/O through the cluster.
+//! worker, a shard's leader, the PD leader, or every worker at once; or a
+//! restart with a crash point armed (the process aborts at a named place —
+//! mid log append, mid apply, mid snapshot, mid index dump, at a move step —
+//! and is restarted plainly at heal). Does process I/O through the cluster.
 
 use std::fmt;
 
@@ -26,6 +28,9 @@ pub enum Fault {
     PauseShardLeader,
     /// SIGSTOP of the PD leader.
     PausePdLeader,
+    /// A worker or PD node restarted with one crash point armed (needs a
+    /// build with the `failpoints` feature).
+    CrashAtPoint,
 }
 
 impl fmt::Display for Fault {
@@ -38,6 +43,7 @@ impl fmt::Display for Fault {
             Fault::PauseWorker => "pause-worker",
             Fault::PauseShardLeader => "pause-shard-leader",
             Fault::PausePdLeader => "pause-pd-leader",
+            Fault::CrashAtPoint => "crash-at-point",
         })
     }
 }
@@ -58,8 +64,14 @@ pub fn mix(name: &str) -> Result<&'static [Fault], ChaosError> {
             PausePdLeader,
         ]),
         "failover" => Ok(&[KillShardLeader, KillPdLeader]),
+        "crash" if !vectron_raft::failpoint::ENABLED => Err(ChaosError::Usage(
+            "mix crash arms crash points, which this binary lacks; build it with \
+             `cargo build -p vectron --features failpoints`"
+                .into(),
+        )),
+        "crash" => Ok(&[CrashAtPoint]),
         other => Err(ChaosError::Usage(format!(
-            "unknown mix {other:?}; use kill, pause, mixed or failover"
+            "unknown mix {other:?}; use kill, pause, mixed, failover or crash"
         ))),
     }
 }
@@ -73,6 +85,8 @@ pub struct Injected {
     pub targets: Vec<String>,
     /// For shard-leader faults, the shard whose leader it hit.
     pub shard: Option<u64>,
+    /// For a crash point, its name.
+    pub point: Option<&'static str>,
     /// When, in ns since the run started.
     pub at: i64,
 }
@@ -123,12 +137,35 @@ pub async fn inject(
         }
         Fault::KillPdLeader | Fault::PausePdLeader => (vec![pd_leader(cluster, rng).await], None),
         Fault::KillAllWorkers => (cluster.names(Role::Worker), None),
+        Fault::CrashAtPoint => {
+            // Workers hold most of the crash points; PD gets one in three.
+            if rng.below(3) == 0 {
+                (vec![pd_leader(cluster, rng).await], None)
+            } else {
+                (vec![rng.pick(&cluster.names(Role::Worker)).clone()], None)
+            }
+        }
     };
+    let point = (fault == Fault::CrashAtPoint).then(|| {
+        let is_pd = targets
+            .first()
+            .is_some_and(|t| cluster.names(Role::Pd).contains(t));
+        let points = if is_pd {
+            vectron_raft::failpoint::PD_POINTS
+        } else {
+            vectron_raft::failpoint::WORKER_POINTS
+        };
+        *rng.pick(points)
+    });
     let at = now();
     for target in &targets {
         match fault {
             Fault::PauseWorker | Fault::PauseShardLeader | Fault::PausePdLeader => {
                 cluster.pause(target)?
+            }
+            Fault::CrashAtPoint => {
+                let point = point.unwrap_or_default();
+                cluster.restart_armed(target, point).await?
             }
             _ => cluster.kill9(target).await?,
         }
@@ -137,21 +174,25 @@ pub async fn inject(
         fault,
         targets,
         shard,
+        point,
         at,
     })
 }
 
-/// Undoes `injected`: restarts what was killed, resumes what was paused.
-pub fn heal(cluster: &mut Cluster, injected: &Injected) -> Result<(), ChaosError> {
+/// Undoes `injected`: restarts what was killed, resumes what was paused,
+/// disarms a crash point. Returns whether an armed crash point fired.
+pub async fn heal(cluster: &mut Cluster, injected: &Injected) -> Result<bool, ChaosError> {
+    let mut fired = false;
     for target in &injected.targets {
         match injected.fault {
             Fault::PauseWorker | Fault::PauseShardLeader | Fault::PausePdLeader => {
                 cluster.resume(target)?
             }
+            Fault::CrashAtPoint => fired |= cluster.disarm(target).await?,
             _ => cluster.restart(target)?,
         }
     }
-    Ok(())
+    Ok(fired)
 }
 
 #[cfg(test)]
@@ -165,5 +206,7 @@ mod tests {
         }
         assert_eq!(mix("mixed").expect("mix").len(), 7);
         assert!(mix("nope").is_err());
+        // The crash mix needs the crash points compiled in.
+        assert_eq!(mix("crash").is_ok(), vectron_raft::failpoint::ENABLED);
     }
 }

@@ -270,6 +270,7 @@ async fn drive(
     .map_err(|e| ChaosError::Cluster(e.to_string()))?;
     let started = Instant::now();
     let mut injected: Vec<Injected> = Vec::new();
+    let mut crash_points: BTreeMap<String, (u32, u32)> = BTreeMap::new();
     let mut pd_probes = Vec::new();
     let hold = Duration::from_secs_f64(args.fault_secs.max(0.0));
     let recover = Duration::from_secs_f64(args.recover_secs.max(0.0));
@@ -291,7 +292,16 @@ async fn drive(
             started.elapsed().as_secs_f64()
         );
         tokio::time::sleep(hold).await;
-        faults::heal(cluster, &done)?;
+        let fired = faults::heal(cluster, &done).await?;
+        if let Some(point) = done.point {
+            println!(
+                "  crash point {point}: {}",
+                if fired { "fired" } else { "not reached" }
+            );
+            let entry = crash_points.entry(point.to_owned()).or_insert((0, 0));
+            entry.0 += 1;
+            entry.1 += u32::from(fired);
+        }
         injected.push(done);
         tokio::time::sleep(recover).await;
         let crashed = cluster.crashed();
@@ -392,6 +402,7 @@ async fn drive(
         search_misses,
         shard_failovers,
         pd_failovers,
+        crash_points,
         history_path,
     })
 }

@@ -41,6 +41,8 @@ pub struct Report {
     pub shard_failovers: Vec<f64>,
     /// Seconds from each PD-leader kill to the next collection created.
     pub pd_failovers: Vec<f64>,
+    /// Crash points armed, by name: (times armed, times fired).
+    pub crash_points: BTreeMap<String, (u32, u32)>,
     /// Where the history was written.
     pub history_path: PathBuf,
 }
@@ -168,6 +170,22 @@ impl Report {
                 self.pd_failovers.len()
             ),
         );
+        if !self.crash_points.is_empty() {
+            let armed: u32 = self.crash_points.values().map(|(a, _)| a).sum();
+            let fired: u32 = self.crash_points.values().map(|(_, f)| f).sum();
+            line(
+                &mut out,
+                "crash points fired",
+                format!("{fired} of {armed} armed"),
+            );
+            for (name, (armed, fired)) in &self.crash_points {
+                line(
+                    &mut out,
+                    "  crash point",
+                    format!("{name}: {fired}/{armed}"),
+                );
+            }
+        }
         line(&mut out, "history", self.history_path.display().to_string());
         out.push_str(if self.passed() {
             "PASSED\n"
@@ -196,6 +214,9 @@ impl Report {
             "search_misses": self.search_misses.len(),
             "shard_failover_s": {"p50": shard_p50, "p99": shard_p99, "max": shard_max, "n": self.shard_failovers.len()},
             "pd_failover_s": {"p50": pd_p50, "p99": pd_p99, "max": pd_max, "n": self.pd_failovers.len()},
+            "crash_points": self.crash_points.iter().map(|(name, (armed, fired))| {
+                (name.clone(), json!({"armed": armed, "fired": fired}))
+            }).collect::<serde_json::Map<String, Value>>(),
             "passed": self.passed(),
         })
     }

@@ -310,6 +310,7 @@ mod tests {
             fault: Fault::KillShardLeader,
             targets: vec!["worker-1".into()],
             shard: Some(7),
+            point: None,
             at: 1_000_000_000,
         };
         let mut records = vec![

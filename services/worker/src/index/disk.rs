@@ -245,6 +245,8 @@ impl IndexDir {
         }
         let keys: Vec<u8> = image.keys.iter().flat_map(|k| k.to_le_bytes()).collect();
         write_synced(&staging.join(KEYS), &keys)?;
+        // Half a dump on disk, not yet renamed into place.
+        vectron_raft::crash_point!("worker::index::dump_segment");
         let meta = serde_json::to_vec(&image.meta)
             .map_err(|e| invalid(&staging, format!("cannot encode description: {e}")))?;
         write_synced(&staging.join(META), &meta)?;
@@ -268,6 +270,8 @@ impl IndexDir {
             .map_err(|e| invalid(&self.root, format!("cannot encode manifest: {e}")))?;
         let staging = self.root.join(format!("{MANIFEST}.tmp"));
         write_synced(&staging, &bytes)?;
+        // The new manifest written, the old one still in place.
+        vectron_raft::crash_point!("worker::index::manifest");
         let target = self.root.join(MANIFEST);
         fs::rename(&staging, &target).map_err(io(&target))?;
         sync_file(&self.root)?;

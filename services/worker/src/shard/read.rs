@@ -4,8 +4,11 @@
 //! can never make an existing point read as missing. Search takes that
 //! snapshot while it holds the index's read lock — the state machine changes
 //! rows and index under the write lock — so the rows of every hit are the
-//! rows the index returned, and payload filters read the same state. Does
-//! disk I/O.
+//! rows the index returned, and payload filters read the same state. Scroll
+//! and filtered count stream the shard's ids in one snapshot and read only
+//! the payloads (and, for a page, the points) they need, so their memory
+//! stays bounded by the page whatever the shard's size. Does disk I/O;
+//! callers run it off the async runtime.
 
 use std::sync::RwLock;
 
@@ -33,6 +36,74 @@ pub fn get_points(
         }
     }
     Ok(points)
+}
+
+fn payload_matches(filter: &PayloadFilter, payload: &[u8]) -> bool {
+    let value = if payload.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(payload).unwrap_or(serde_json::Value::Null)
+    };
+    filter.matches(&value)
+}
+
+/// One page of a scroll: points in canonical-id order.
+#[derive(Debug, Default)]
+pub struct ScrollPage {
+    /// (canonical id, point) of the page.
+    pub points: Vec<(String, StoredPoint)>,
+    /// The cursor of the next page: the last id of this one, when more
+    /// points follow.
+    pub next_after: Option<String>,
+}
+
+/// Up to `limit` points whose canonical id sorts after `after`, meeting
+/// `filter`, in canonical-id order; with a cursor when more follow.
+pub fn scroll_points(
+    store: &ShardStore,
+    after: Option<&str>,
+    limit: usize,
+    filter: Option<&PayloadFilter>,
+    with_payload: bool,
+) -> Result<ScrollPage, StorageError> {
+    let view = store.view();
+    let mut page: Vec<(String, u64)> = Vec::with_capacity(limit.min(1024) + 1);
+    view.scan_ids(after, |id, row| {
+        if let Some(filter) = filter
+            && !payload_matches(filter, &view.payload(row)?)
+        {
+            return Ok(true);
+        }
+        page.push((id.to_owned(), row));
+        Ok(page.len() <= limit)
+    })?;
+    let more = page.len() > limit;
+    page.truncate(limit);
+    let mut points = Vec::with_capacity(page.len());
+    for (id, row) in page {
+        if let Some(stored) = view.point_with(row, with_payload)? {
+            points.push((id, stored));
+        }
+    }
+    let next_after = if more {
+        points.last().map(|(id, _)| id.clone())
+    } else {
+        None
+    };
+    Ok(ScrollPage { points, next_after })
+}
+
+/// How many points meet `filter`, counted in one snapshot.
+pub fn count_matching(store: &ShardStore, filter: &PayloadFilter) -> Result<u64, StorageError> {
+    let view = store.view();
+    let mut count = 0u64;
+    view.scan_ids(None, |_, row| {
+        if payload_matches(filter, &view.payload(row)?) {
+            count += 1;
+        }
+        Ok(true)
+    })?;
+    Ok(count)
 }
 
 /// A nearest-neighbour query of one shard.

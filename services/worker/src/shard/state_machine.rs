@@ -32,7 +32,14 @@ use crate::storage::{ShardStore, StoredPoint};
 const META_APPLIED: &str = "applied";
 const META_MEMBERSHIP: &str = "membership";
 const META_SNAPSHOT_META: &str = "snapshot_meta";
-const META_SNAPSHOT_DATA: &str = "snapshot_data";
+/// The data of the latest snapshot, in chunks named `snapshot_data/00000000`,
+/// `…/00000001`, …: RocksDB cannot hold a value of 4 GiB or more, and large
+/// values strain its memtables and compactions.
+const META_SNAPSHOT_CHUNKS: &str = "snapshot_data/";
+/// Where snapshot data was kept as one value by earlier versions.
+const META_SNAPSHOT_DATA_WHOLE: &str = "snapshot_data";
+/// Largest stored snapshot chunk.
+const SNAPSHOT_CHUNK_BYTES: usize = 32 * 1024 * 1024;
 
 /// Points per command are limited so rows `log_index << 16 | position` are
 /// unique.
@@ -249,26 +256,34 @@ impl ShardStateMachine {
                     Ok(filter) => filter,
                     Err(reason) => return Ok((ShardResponse::Rejected(reason), changes)),
                 };
-                let mut deleted = 0;
-                for stored in self.store.points().map_err(io_read)? {
-                    let canonical = crate::point_id::canonical(stored.point.id.as_ref());
+                // Stream ids and payloads only; collect just the matches.
+                let view = self.store.view();
+                let mut matches: Vec<(String, u64)> = Vec::new();
+                view.scan_ids(None, |canonical, row| {
                     if overlay
-                        .get(&canonical)
-                        .is_some_and(|row| *row != Some(stored.row))
+                        .get(canonical)
+                        .is_some_and(|assigned| *assigned != Some(row))
                     {
-                        continue;
+                        return Ok(true);
                     }
-                    let payload: serde_json::Value = if stored.payload.is_empty() {
+                    let payload = view.payload(row)?;
+                    let payload: serde_json::Value = if payload.is_empty() {
                         serde_json::Value::Null
                     } else {
-                        serde_json::from_slice(&stored.payload).unwrap_or(serde_json::Value::Null)
+                        serde_json::from_slice(&payload).unwrap_or(serde_json::Value::Null)
                     };
                     if filter.matches(&payload) {
-                        self.store.delete_point(batch, &canonical, stored.row);
-                        overlay.insert(canonical, None);
-                        changes.push(IndexChange::Delete(stored.row));
-                        deleted += 1;
+                        matches.push((canonical.to_owned(), row));
                     }
+                    Ok(true)
+                })
+                .map_err(io_read)?;
+                drop(view);
+                let deleted = matches.len() as u64;
+                for (canonical, row) in matches {
+                    self.store.delete_point(batch, &canonical, row);
+                    overlay.insert(canonical, None);
+                    changes.push(IndexChange::Delete(row));
                 }
                 Ok((ShardResponse::Deleted(deleted), changes))
             }
@@ -317,17 +332,60 @@ fn blocking<T>(work: impl FnOnce() -> T) -> T {
     }
 }
 
-/// Keeps a snapshot in `shard_meta`: metadata as JSON, data as raw bytes.
+/// Keeps a snapshot in `shard_meta`: metadata as JSON, data as raw bytes in
+/// chunks of [`SNAPSHOT_CHUNK_BYTES`], replacing the previous snapshot in the
+/// same batch.
 fn save_snapshot(
     store: &ShardStore,
     meta: &SnapshotMeta<u64, BasicNode>,
     data: &[u8],
 ) -> Result<(), StorageError<u64>> {
+    save_snapshot_in_chunks(store, meta, data, SNAPSHOT_CHUNK_BYTES)
+}
+
+fn save_snapshot_in_chunks(
+    store: &ShardStore,
+    meta: &SnapshotMeta<u64, BasicNode>,
+    data: &[u8],
+    chunk_bytes: usize,
+) -> Result<(), StorageError<u64>> {
     let mut batch = WriteBatch::default();
     let meta = serde_json::to_vec(meta).map_err(io_write)?;
     store.put_meta(&mut batch, META_SNAPSHOT_META, &meta);
-    store.put_meta(&mut batch, META_SNAPSHOT_DATA, data);
-    store.write(batch).map_err(io_write)
+    store.delete_meta(&mut batch, META_SNAPSHOT_DATA_WHOLE.as_bytes());
+    store.delete_meta_with_prefix(&mut batch, META_SNAPSHOT_CHUNKS.as_bytes());
+    // At least one chunk, so an empty snapshot is still found.
+    let chunks = data
+        .chunks(chunk_bytes.max(1))
+        .chain(data.is_empty().then_some(data));
+    for (i, chunk) in chunks.enumerate() {
+        store.put_meta(&mut batch, format!("{META_SNAPSHOT_CHUNKS}{i:08}"), chunk);
+    }
+    blocking(|| store.write(batch)).map_err(io_write)
+}
+
+/// A stored snapshot: its metadata (JSON) and its data.
+type StoredSnapshotBytes = (Vec<u8>, Vec<u8>);
+
+/// The stored snapshot: its metadata and its data put back together.
+fn load_snapshot(store: &ShardStore) -> Result<Option<StoredSnapshotBytes>, StorageError<u64>> {
+    let Some(meta) = store.meta(META_SNAPSHOT_META).map_err(io_read)? else {
+        return Ok(None);
+    };
+    let chunks = store
+        .meta_with_prefix(META_SNAPSHOT_CHUNKS.as_bytes())
+        .map_err(io_read)?;
+    if chunks.is_empty() {
+        return Ok(store
+            .meta(META_SNAPSHOT_DATA_WHOLE)
+            .map_err(io_read)?
+            .map(|data| (meta, data)));
+    }
+    let mut data = Vec::with_capacity(chunks.iter().map(|(_, c)| c.len()).sum());
+    for (_, chunk) in chunks {
+        data.extend_from_slice(&chunk);
+    }
+    Ok(Some((meta, data)))
 }
 
 /// An index update to make after the write batch is durable.
@@ -382,6 +440,7 @@ impl RaftSnapshotBuilder<ShardTypeConfig> for ShardSnapshotBuilder {
                 "snapshot builder used twice",
             )))
         })?;
+        vectron_raft::crash_point!("worker::snapshot::build");
         save_snapshot(&self.machine_store, &self.meta, &data)?;
         Ok(Snapshot {
             meta: self.meta.clone(),
@@ -423,8 +482,11 @@ impl RaftStateMachine<ShardTypeConfig> for ShardStateMachine {
                     self.requests.answer(id).cloned().unwrap_or_default()
                 }
                 EntryPayload::Normal(ShardProposal { request, command }) => {
-                    let (response, staged) =
-                        self.stage(&mut batch, &mut overlay, command, entry.log_id.index)?;
+                    // Staging reads the store (a delete by filter walks the
+                    // whole shard): off the runtime's async threads.
+                    let (response, staged) = blocking(|| {
+                        self.stage(&mut batch, &mut overlay, command, entry.log_id.index)
+                    })?;
                     changes = staged;
                     if let Some(id) = request {
                         self.requests.record(
@@ -447,11 +509,14 @@ impl RaftStateMachine<ShardTypeConfig> for ShardStateMachine {
             self.store.put_meta(&mut batch, META_APPLIED, &applied);
             self.store
                 .put_meta(&mut batch, META_MEMBERSHIP, &membership);
+            vectron_raft::crash_point!("worker::apply::before_write");
             blocking(|| -> Result<(), StorageError<u64>> {
                 // Rows and index change under one write lock: searches hold
                 // the read lock while they read rows (see `read`).
                 let mut index = self.write_index();
                 self.store.write(batch).map_err(io_write)?;
+                // Rows durable, index not yet updated.
+                vectron_raft::crash_point!("worker::apply::before_index");
                 apply_to_index(&mut index, changes);
                 Ok(())
             })?;
@@ -461,7 +526,7 @@ impl RaftStateMachine<ShardTypeConfig> for ShardStateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        let data = Some(self.snapshot_data());
+        let data = Some(blocking(|| self.snapshot_data()));
         let snapshot_id = match self.applied {
             Some(id) => format!(
                 "{}-{}-{}",
@@ -492,7 +557,7 @@ impl RaftStateMachine<ShardTypeConfig> for ShardStateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<u64>> {
         let bytes = snapshot.into_inner();
-        let data = SnapshotData::decode(bytes.as_slice())
+        let data = blocking(|| SnapshotData::decode(bytes.as_slice()))
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         let mut batch = WriteBatch::default();
         self.store.delete_all(&mut batch);
@@ -534,7 +599,9 @@ impl RaftStateMachine<ShardTypeConfig> for ShardStateMachine {
         self.store.put_meta(&mut batch, META_APPLIED, &applied);
         self.store
             .put_meta(&mut batch, META_MEMBERSHIP, &membership);
-        self.store.write(batch).map_err(io_write)?;
+        blocking(|| self.store.write(batch)).map_err(io_write)?;
+        // Points and applied id durable, the snapshot itself not yet kept.
+        vectron_raft::crash_point!("worker::snapshot::install");
         save_snapshot(&self.store, meta, &bytes)?;
         tracing::info!(
             shard = self.store.shard_id(),
@@ -560,9 +627,7 @@ impl RaftStateMachine<ShardTypeConfig> for ShardStateMachine {
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<Snapshot<ShardTypeConfig>>, StorageError<u64>> {
-        let meta = self.store.meta(META_SNAPSHOT_META).map_err(io_read)?;
-        let data = self.store.meta(META_SNAPSHOT_DATA).map_err(io_read)?;
-        let (Some(meta), Some(data)) = (meta, data) else {
+        let Some((meta, data)) = blocking(|| load_snapshot(&self.store))? else {
             return Ok(None);
         };
         Ok(Some(Snapshot {
@@ -606,5 +671,68 @@ mod tests {
         assert!(rows.contains(&1_000), "the re-added row is found");
         assert!(!rows.contains(&7), "the deleted row is gone");
         assert!(!rows.contains(&99), "the deleted row is gone");
+    }
+}
+
+#[cfg(test)]
+mod snapshot_storage_tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, ShardStore) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = vectron_raft::open_db(dir.path(), crate::storage::DATA_CFS).expect("db");
+        (dir, ShardStore::new(db, 3))
+    }
+
+    fn meta(id: &str) -> SnapshotMeta<u64, BasicNode> {
+        SnapshotMeta {
+            last_log_id: None,
+            last_membership: StoredMembership::default(),
+            snapshot_id: id.into(),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_is_kept_in_chunks_and_read_back_whole() {
+        let (_dir, store) = store();
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        save_snapshot_in_chunks(&store, &meta("a"), &data, 1_000).expect("save");
+        let chunks = store
+            .meta_with_prefix(META_SNAPSHOT_CHUNKS.as_bytes())
+            .expect("chunks");
+        assert_eq!(chunks.len(), 10);
+        assert!(chunks.iter().all(|(_, c)| c.len() <= 1_000));
+        let (stored_meta, stored) = load_snapshot(&store).expect("load").expect("a snapshot");
+        assert_eq!(stored, data);
+        let stored_meta: SnapshotMeta<u64, BasicNode> =
+            serde_json::from_slice(&stored_meta).expect("meta");
+        assert_eq!(stored_meta.snapshot_id, "a");
+
+        // An empty snapshot is still a snapshot.
+        save_snapshot_in_chunks(&store, &meta("empty"), &[], 1_000).expect("save");
+        let (_, stored) = load_snapshot(&store).expect("load").expect("a snapshot");
+        assert!(stored.is_empty());
+
+        // A smaller snapshot replaces every chunk of the larger one.
+        save_snapshot_in_chunks(&store, &meta("b"), &data[..1_500], 1_000).expect("save");
+        let (_, stored) = load_snapshot(&store).expect("load").expect("a snapshot");
+        assert_eq!(stored, &data[..1_500]);
+    }
+
+    #[test]
+    fn a_snapshot_kept_whole_by_an_earlier_version_is_still_read() {
+        let (_dir, store) = store();
+        let mut batch = WriteBatch::default();
+        let meta_json = serde_json::to_vec(&meta("old")).expect("json");
+        store.put_meta(&mut batch, META_SNAPSHOT_META, &meta_json);
+        store.put_meta(&mut batch, META_SNAPSHOT_DATA_WHOLE, b"whole");
+        store.write(batch).expect("write");
+        let (_, data) = load_snapshot(&store).expect("load").expect("a snapshot");
+        assert_eq!(data, b"whole");
+        // Saving anew drops the whole value.
+        save_snapshot_in_chunks(&store, &meta("new"), b"chunked", 4).expect("save");
+        assert_eq!(store.meta(META_SNAPSHOT_DATA_WHOLE).expect("meta"), None);
+        let (_, data) = load_snapshot(&store).expect("load").expect("a snapshot");
+        assert_eq!(data, b"chunked");
     }
 }
