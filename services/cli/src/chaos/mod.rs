@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use vectron_client::Client;
 
 use crate::args::ChaosArgs;
-use cluster::{Cluster, ClusterSpec};
+use cluster::{Cluster, ClusterSpec, Role};
 use faults::{Fault, Injected};
 use history::{History, OpKind, Outcome};
 use report::Report;
@@ -161,6 +161,12 @@ async fn pd_failover(http: Client, cycle: u32, killed_at: Instant) -> Option<f64
     None
 }
 
+/// Whether `injected` hit a PD node.
+fn pd_target(cluster: &Cluster, injected: &Injected) -> bool {
+    let pds = cluster.names(Role::Pd);
+    injected.targets.iter().any(|t| pds.contains(t))
+}
+
 /// Runs `vectron chaos` as described on the module.
 pub async fn run(args: ChaosArgs) -> Result<(), ChaosError> {
     let mix = faults::mix(&args.mix)?;
@@ -281,6 +287,11 @@ async fn drive(
         let done = faults::inject(cluster, fault, COLLECTION, &mut rng, move || hist.now()).await?;
         if fault == Fault::KillPdLeader {
             pd_probes.push(tokio::spawn(pd_failover(http.clone(), cycle, fault_at)));
+        }
+        if fault == Fault::CrashAtPoint && pd_target(cluster, &done) {
+            // PD writes only on metadata changes: make one, so the armed
+            // point (log append, apply) is reached within the fault.
+            drop(tokio::spawn(pd_failover(http.clone(), cycle, fault_at)));
         }
         println!(
             "cycle {cycle}/{}: {fault} {}{} at {:.1}s",
