@@ -38,7 +38,9 @@ pub fn get_points(
     Ok(points)
 }
 
-fn payload_matches(filter: &PayloadFilter, payload: &[u8]) -> bool {
+/// Whether a stored payload (JSON bytes, empty when none) meets `filter`;
+/// a missing or unreadable payload reads as null.
+pub fn payload_matches(filter: &PayloadFilter, payload: &[u8]) -> bool {
     let value = if payload.is_empty() {
         serde_json::Value::Null
     } else {
@@ -131,10 +133,9 @@ pub fn search_points(
         let index = index.read().unwrap_or_else(|p| p.into_inner());
         let view = store.view();
         let accept = |row: u64| {
-            query.filter.is_none_or(|f| {
-                let payload = view.payload(row).unwrap_or_default();
-                f.matches(&serde_json::from_slice(&payload).unwrap_or(serde_json::Value::Null))
-            })
+            query
+                .filter
+                .is_none_or(|f| payload_matches(f, &view.payload(row).unwrap_or_default()))
         };
         let accept: Option<&dyn Fn(u64) -> bool> = if query.filter.is_some() {
             Some(&accept)

@@ -266,13 +266,7 @@ impl ShardStateMachine {
                     {
                         return Ok(true);
                     }
-                    let payload = view.payload(row)?;
-                    let payload: serde_json::Value = if payload.is_empty() {
-                        serde_json::Value::Null
-                    } else {
-                        serde_json::from_slice(&payload).unwrap_or(serde_json::Value::Null)
-                    };
-                    if filter.matches(&payload) {
+                    if super::read::payload_matches(&filter, &view.payload(row)?) {
                         matches.push((canonical.to_owned(), row));
                     }
                     Ok(true)
