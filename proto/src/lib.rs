@@ -1,10 +1,12 @@
 //! Vectron's protocol contract: the Rust types and gRPC stubs generated from
 //! `proto/vectron/**.proto`, plus helpers for the machine-readable error
-//! detail every service attaches to its errors. No I/O.
+//! detail every service attaches to its errors, and the one builder of
+//! internal gRPC channels ([`channel`]). No I/O.
 //!
 //! Modules mirror the protobuf packages with the crate root standing for
 //! `vectron`: `vectron.pd.v1` is [`pd::v1`].
 
+pub mod channel;
 pub mod error_detail;
 
 /// Types shared by every service (`vectron.common.v1`).

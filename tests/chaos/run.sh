@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The short chaos run CI does: four fault mixes of eight cycles each against
+# The short chaos run CI does: five fault mixes of eight cycles each against
 # a real 3 PD + 3 worker cluster on loopback, each checked for
 # linearizability (Porcupine), lost acknowledged writes, convergence and
 # search; then the suite's self-test, a run with a planted stale-read bug,
@@ -21,7 +21,7 @@ start=$(date +%s)
 
 (cd tests/chaos/checker && go vet ./... && go test ./...)
 
-for mix in kill pause mixed crash; do
+for mix in kill pause partition mixed crash; do
   echo "== chaos: mix $mix, $cycles cycles, seed $seed ($(( $(date +%s) - start ))s)"
   "$vectron" chaos --mix "$mix" --cycles "$cycles" --seed "$seed" \
     --checker-dir tests/chaos/checker

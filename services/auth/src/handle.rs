@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::Status;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use vectron_proto::auth::v1 as pb;
 use vectron_proto::auth::v1::auth_client::AuthClient;
+use vectron_proto::channel::internal_endpoint;
 
 use crate::core::{ApiKeyInfo, AuthCore, Credential, UserInfo};
 use crate::error::{AuthError, Result};
@@ -53,16 +54,9 @@ impl AuthHandle {
     /// A handle to the auth service at `endpoint` (`host:port` or a URL).
     /// The connection is made lazily, on the first call.
     pub fn connect(endpoint: &str) -> Result<Self> {
-        let url = if endpoint.contains("://") {
-            endpoint.to_owned()
-        } else {
-            format!("http://{endpoint}")
-        };
-        let channel = Endpoint::from_shared(url)
+        let channel = internal_endpoint(endpoint, Duration::from_secs(2))
             .map_err(|e| AuthError::invalid("auth-endpoint", format!("{endpoint:?}: {e}")))?
-            .connect_timeout(Duration::from_secs(2))
             .timeout(REMOTE_TIMEOUT)
-            .tcp_nodelay(true)
             .connect_lazy();
         Ok(AuthHandle::Remote(AuthClient::new(channel)))
     }

@@ -1,7 +1,7 @@
 //! The command line of `vectron`: every subcommand and flag, each
 //! flag also settable as `VECTRON_<FLAG>`. Parsing only; no I/O.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -14,6 +14,10 @@ pub struct Cli {
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
+    /// Make every internal connection this process opens (to PD, workers,
+    /// auth and Raft peers) leave from this local IP address.
+    #[arg(long, global = true, env = "VECTRON_OUTBOUND_IP")]
+    pub outbound_ip: Option<IpAddr>,
 }
 
 /// The roles and tools of the `vectron` binary.
@@ -353,7 +357,9 @@ mod tests {
 /// `vectron chaos`.
 #[derive(Debug, Args)]
 pub struct ChaosArgs {
-    /// Which faults to inject: kill, pause, mixed or failover (leader kills only).
+    /// Which faults to inject: kill, pause, partition (cuts and delays
+    /// between members), mixed (all of these), failover (leader kills only)
+    /// or crash (crash points; needs the `failpoints` feature).
     #[arg(long, default_value = "mixed")]
     pub mix: String,
     /// Fault cycles (inject, hold, heal, recover).

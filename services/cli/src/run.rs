@@ -67,6 +67,12 @@ pub async fn shutdown_signal() {
 
 /// Runs the command to completion.
 pub async fn run(cli: Cli) -> Result<(), RunError> {
+    if let Some(ip) = cli.outbound_ip {
+        vectron_proto::channel::set_outbound_ip(ip).map_err(|set| {
+            RunError::Input(format!("--outbound-ip {ip}: {set} is already in force"))
+        })?;
+        info!(%ip, "internal connections leave from this address");
+    }
     match cli.command {
         Command::Version => {
             println!("{}", version_line());

@@ -21,9 +21,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tracing::debug;
+use vectron_proto::channel::internal_endpoint;
 use vectron_proto::common::v1::ErrorReason;
 use vectron_proto::error_detail;
 use vectron_proto::pd::v1 as pd;
@@ -216,10 +217,8 @@ impl Dispatcher {
         let channel = match channels.get(addr) {
             Some(channel) => channel.clone(),
             None => {
-                let channel = Endpoint::from_shared(format!("http://{addr}"))
+                let channel = internal_endpoint(addr, Duration::from_secs(1))
                     .map_err(|e| ApiError::unavailable(format!("bad worker address {addr}: {e}")))?
-                    .connect_timeout(Duration::from_secs(1))
-                    .tcp_nodelay(true)
                     .connect_lazy();
                 channels.insert(addr.to_owned(), channel.clone());
                 channel

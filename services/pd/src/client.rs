@@ -8,8 +8,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
+use vectron_proto::channel::internal_endpoint;
 use vectron_proto::common::v1::ErrorReason;
 use vectron_proto::error_detail;
 use vectron_proto::pd::v1::placement_driver_client::PlacementDriverClient;
@@ -89,13 +90,9 @@ pub struct PdClient {
 }
 
 fn channel(addr: &str) -> Result<Channel, PdClientError> {
-    Endpoint::from_shared(format!("http://{addr}"))
+    internal_endpoint(addr, Duration::from_secs(2))
         .map_err(|_| PdClientError::BadEndpoint(addr.to_owned()))
-        .map(|e| {
-            e.connect_timeout(Duration::from_secs(2))
-                .tcp_nodelay(true)
-                .connect_lazy()
-        })
+        .map(|e| e.connect_lazy())
 }
 
 /// Whether trying another node may succeed.

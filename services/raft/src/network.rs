@@ -22,7 +22,8 @@ use openraft::raft::{
 };
 use openraft::{BasicNode, SnapshotSegmentId};
 use prost::Message;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
+use vectron_proto::channel::internal_endpoint;
 use vectron_proto::raft::v1 as pb;
 use vectron_proto::raft::v1::raft_client::RaftClient;
 
@@ -126,13 +127,11 @@ impl ChannelPool {
         if let Some(channel) = channels.get(addr) {
             return Ok(channel.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        let endpoint = internal_endpoint(addr, CONNECT_TIMEOUT)
             .map_err(|e| TransportError::BadAddress {
                 addr: addr.to_owned(),
                 reason: e.to_string(),
             })?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_while_idle(true);
         let channel = endpoint.connect_lazy();

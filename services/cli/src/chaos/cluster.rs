@@ -4,8 +4,14 @@
 //! and data, or paused (SIGSTOP) and resumed. Knows where the PD leader and
 //! each shard's leader are. Every child dies with this process. Does process
 //! and network I/O.
+//!
+//! Every PD node and worker sits behind its own fault-injecting proxy
+//! ([`super::net`]): it listens on a private port, advertises the proxy's,
+//! and opens its own connections from its own loopback address
+//! (`127.10.0.<n>`), so the run can cut and slow links between members.
 
 use std::fs::OpenOptions;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -16,6 +22,7 @@ use vectron_pd::{PdClient, PdClientOptions};
 use vectron_proto::pd::v1 as pd;
 
 use super::ChaosError;
+use super::net::Network;
 
 /// What a member of the cluster is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +39,10 @@ pub enum Role {
 struct Member {
     name: String,
     role: Role,
+    /// The address others reach it at (its proxy's, for PD and workers).
     addr: String,
+    /// The address its own connections leave from.
+    ip: IpAddr,
     args: Vec<String>,
     log: PathBuf,
     child: Option<Child>,
@@ -48,7 +58,7 @@ pub struct ClusterSpec {
     pub pd: u32,
     /// Workers.
     pub workers: u32,
-    /// First of 40 consecutive free loopback ports.
+    /// First of [`PORT_BLOCK`] consecutive free loopback ports.
     pub base_port: u16,
     /// Raft election timeout bounds (ms) for PD and workers.
     pub election_ms: (u64, u64),
@@ -67,6 +77,20 @@ pub struct Cluster {
     pd_endpoints: Vec<String>,
     pd_client: PdClient,
     gateway: vectron_client::Client,
+    network: Network,
+}
+
+/// Consecutive loopback ports a run uses: the gateway's two at the base,
+/// then PD proxies (+10), PD private ports (+20), worker proxies (+30) and
+/// worker private ports (+40), nine of each at most.
+pub const PORT_BLOCK: u16 = 50;
+
+/// Most PD nodes or workers a run can have in its port block.
+pub const MAX_MEMBERS_PER_ROLE: u32 = 9;
+
+/// The loopback address the `n`th member's connections leave from.
+fn member_ip(n: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 10, 0, (n % 250 + 1) as u8))
 }
 
 fn loopback(port: u32) -> Result<String, ChaosError> {
@@ -107,14 +131,21 @@ impl Cluster {
         ];
         let s = |v: &str| v.to_owned();
         let mut members = Vec::new();
+        let mut proxies: Vec<(IpAddr, String, String)> = Vec::new();
         for (i, addr) in pd_addrs.iter().enumerate() {
             let id = i + 1;
+            let private = loopback(base + 20 + id as u32)?;
+            let ip = member_ip(members.len());
             let mut args = vec![
                 s("pd"),
                 s("--node-id"),
                 id.to_string(),
                 s("--addr"),
+                private.clone(),
+                s("--advertise-addr"),
                 addr.clone(),
+                s("--outbound-ip"),
+                ip.to_string(),
                 s("--initial-members"),
                 members_flag.clone(),
                 s("--data-dir"),
@@ -124,23 +155,31 @@ impl Cluster {
                 s("3600"),
             ];
             args.extend(timing.iter().cloned());
+            proxies.push((ip, addr.clone(), private));
             members.push(Member::new(
                 &logs,
                 &format!("pd-{id}"),
                 Role::Pd,
                 addr,
+                ip,
                 args,
             ));
         }
         for j in 1..=spec.workers {
             let addr = loopback(base + 30 + j)?;
+            let private = loopback(base + 40 + j)?;
+            let ip = member_ip(members.len());
             let name = format!("worker-{j}");
             let mut args = vec![
                 s("worker"),
                 s("--name"),
                 name.clone(),
                 s("--addr"),
+                private.clone(),
+                s("--advertise-addr"),
                 addr.clone(),
+                s("--outbound-ip"),
+                ip.to_string(),
                 s("--pd-endpoints"),
                 pd_endpoints.clone(),
                 s("--data-dir"),
@@ -151,10 +190,14 @@ impl Cluster {
                 s("200"),
             ];
             args.extend(timing.iter().cloned());
-            members.push(Member::new(&logs, &name, Role::Worker, &addr, args));
+            proxies.push((ip, addr.clone(), private));
+            members.push(Member::new(&logs, &name, Role::Worker, &addr, ip, args));
         }
+        let gateway_ip = member_ip(members.len());
         let mut gateway = vec![
             s("gateway"),
+            s("--outbound-ip"),
+            gateway_ip.to_string(),
             s("--http-addr"),
             http.clone(),
             s("--grpc-addr"),
@@ -169,7 +212,22 @@ impl Cluster {
         if spec.plant_stale_reads {
             gateway.push(s("--plant-stale-strong-reads"));
         }
-        members.push(Member::new(&logs, "gateway", Role::Gateway, &http, gateway));
+        members.push(Member::new(
+            &logs,
+            "gateway",
+            Role::Gateway,
+            &http,
+            gateway_ip,
+            gateway,
+        ));
+        let mut network = Network::new();
+        for (ip, listen, private) in proxies {
+            let parse = |a: &str| {
+                a.parse::<SocketAddr>()
+                    .map_err(|e| ChaosError::Cluster(format!("address {a}: {e}")))
+            };
+            network.front(ip, parse(&listen)?, parse(&private)?).await?;
+        }
 
         let pd_client = PdClient::with_options(
             &pd_addrs,
@@ -189,6 +247,7 @@ impl Cluster {
             http: format!("http://{http}"),
             pd_endpoints: pd_addrs,
             pd_client,
+            network,
         };
         for index in 0..cluster.members.len() {
             cluster.spawn(index)?;
@@ -202,6 +261,21 @@ impl Cluster {
     /// PD addresses.
     pub fn pd_endpoints(&self) -> &[String] {
         &self.pd_endpoints
+    }
+
+    /// The network between the members.
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
+    /// The address `name`'s own connections leave from.
+    pub fn ip(&self, name: &str) -> Option<IpAddr> {
+        self.members.iter().find(|m| m.name == name).map(|m| m.ip)
+    }
+
+    /// Every member's name.
+    pub fn all_names(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.name.clone()).collect()
     }
 
     /// The PD client of the run.
@@ -338,8 +412,10 @@ impl Cluster {
         Ok(())
     }
 
-    /// Resumes every paused member and restarts every killed one.
+    /// Heals the network, resumes every paused member and restarts every
+    /// killed one.
     pub fn heal_all(&mut self) -> Result<(), ChaosError> {
+        self.network.heal();
         for index in 0..self.members.len() {
             if self.members[index].paused {
                 self.signal(index, libc::SIGCONT)?;
@@ -485,11 +561,12 @@ impl Cluster {
 }
 
 impl Member {
-    fn new(logs: &Path, name: &str, role: Role, addr: &str, args: Vec<String>) -> Self {
+    fn new(logs: &Path, name: &str, role: Role, addr: &str, ip: IpAddr, args: Vec<String>) -> Self {
         Self {
             name: name.to_owned(),
             role,
             addr: addr.to_owned(),
+            ip,
             args,
             log: logs.join(format!("{name}.log")),
             child: None,

@@ -11,6 +11,7 @@
 pub mod cluster;
 pub mod faults;
 pub mod history;
+pub mod net;
 pub mod report;
 pub mod rng;
 pub mod verify;
@@ -57,8 +58,10 @@ pub enum ChaosError {
 }
 
 fn free_port_block(seed: u64) -> Option<u16> {
-    let free =
-        |base: u16| (0..40).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+    let free = |base: u16| {
+        (0..cluster::PORT_BLOCK)
+            .all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())
+    };
     (0..200u64)
         .map(|i| 20_000 + ((seed.wrapping_add(i * 7919)) % 9_000) as u16)
         .find(|b| free(*b))
@@ -199,7 +202,7 @@ pub async fn run(args: ChaosArgs) -> Result<(), ChaosError> {
         ))
     })?;
     let base_port = free_port_block(seed)
-        .ok_or_else(|| ChaosError::Cluster("no block of 40 free loopback ports".into()))?;
+        .ok_or_else(|| ChaosError::Cluster("no block of free loopback ports".into()))?;
     println!(
         "vectron chaos: mix {} ({}), {} cycles, seed {seed}, {} PD + {} workers, {} shards x {} replicas, {} clients on {} keys; data in {}",
         args.mix,
@@ -296,7 +299,9 @@ async fn drive(
         println!(
             "cycle {cycle}/{}: {fault} {}{} at {:.1}s",
             args.cycles,
-            done.targets.join(","),
+            done.detail
+                .clone()
+                .unwrap_or_else(|| done.targets.join(",")),
             done.shard
                 .map(|s| format!(" (shard {s})"))
                 .unwrap_or_default(),

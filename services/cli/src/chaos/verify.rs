@@ -311,6 +311,7 @@ mod tests {
             targets: vec!["worker-1".into()],
             shard: Some(7),
             point: None,
+            detail: None,
             at: 1_000_000_000,
         };
         let mut records = vec![
