@@ -405,6 +405,32 @@ impl Client {
         Ok((Self::field(&value, "id")?, Self::field(&value, "key")?))
     }
 
+    /// Every user (admins only), as the server lists them.
+    pub async fn list_users(&self) -> Result<Vec<Value>> {
+        let value = self.request(Method::GET, "/v1/auth/users", None).await?;
+        Ok(value["users"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Deletes a user (admins only); its tokens stop working at once.
+    pub async fn delete_user(&self, username: &str) -> Result<()> {
+        self.request(Method::DELETE, &format!("/v1/auth/users/{username}"), None)
+            .await
+            .map(|_| ())
+    }
+
+    /// Sets a user's password (admins, or the user themselves); the tokens
+    /// issued to it before stop working at once.
+    pub async fn change_password(&self, username: &str, password: &str) -> Result<()> {
+        let body = json!({"password": password});
+        self.request(
+            Method::PUT,
+            &format!("/v1/auth/users/{username}/password"),
+            Some(&body),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// The cluster view (`GET /v1/cluster`).
     pub async fn cluster(&self) -> Result<Value> {
         self.request(Method::GET, "/v1/cluster", None).await

@@ -2,14 +2,15 @@
 //! logins, API keys and credential checks over an [`AuthStore`]. Does I/O
 //! through the store; password hashing runs on the blocking pool.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use crate::api_key;
 use crate::error::{AuthError, Result};
+use crate::hash_gate::HashGate;
 use crate::password;
 use crate::principal::{Principal, Role};
+use crate::record_cache::RecordCache;
 use crate::store::{self, ApiKeyRecord, AuthStore, UserRecord};
 use crate::time::now_unix;
 use crate::token::JwtKeys;
@@ -23,13 +24,14 @@ pub const MAX_USERNAME_LEN: usize = 64;
 /// Longest API-key name accepted.
 pub const MAX_KEY_NAME_LEN: usize = 128;
 
-/// How long an API-key record fetched for [`AuthCore::authenticate`] is
-/// reused; bounds how long a key deleted through another auth instance
-/// keeps working.
+/// How long an API-key record or a user's token version fetched for
+/// [`AuthCore::authenticate`] is reused; bounds how long a key deleted, or
+/// a user deleted or given a new password, through another auth instance
+/// keeps working (on the instance that made the change, at once).
 pub const API_KEY_CACHE_TTL: Duration = Duration::from_secs(2);
 
-/// Most cached API-key lookups, so unknown ids cannot grow the cache without
-/// bound.
+/// Most cached API-key (and user) lookups, so unknown ids cannot grow the
+/// cache without bound.
 const API_KEY_CACHE_MAX: usize = 10_000;
 
 /// The one error for a failed login, whichever part was wrong.
@@ -105,17 +107,16 @@ impl From<ApiKeyRecord> for ApiKeyInfo {
     }
 }
 
-struct CachedKey {
-    fetched: Instant,
-    record: Option<ApiKeyRecord>,
-}
-
 /// Users, tokens and API keys over one store.
 pub struct AuthCore {
     store: AuthStore,
     jwt: JwtKeys,
     token_ttl: Duration,
-    key_cache: Mutex<HashMap<String, CachedKey>>,
+    api_keys: RecordCache<ApiKeyRecord>,
+    /// Users' current token versions, by name.
+    token_versions: RecordCache<u64>,
+    /// Bounds concurrent password hashing (login floods).
+    hash_gate: HashGate,
 }
 
 impl std::fmt::Debug for AuthCore {
@@ -190,15 +191,15 @@ fn validate_key_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn now_i64() -> i64 {
-    i64::try_from(now_unix()).unwrap_or(i64::MAX)
+/// A random starting token version.
+fn random_version() -> Result<u64> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| AuthError::Internal(format!("OS RNG: {e}")))?;
+    Ok(u64::from_le_bytes(bytes))
 }
 
-/// Runs CPU-heavy hashing off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| AuthError::Internal(format!("hashing task: {e}")))
+fn now_i64() -> i64 {
+    i64::try_from(now_unix()).unwrap_or(i64::MAX)
 }
 
 /// A hash to verify against when the user does not exist, so that a wrong
@@ -216,7 +217,9 @@ impl AuthCore {
             store,
             jwt: JwtKeys::new(jwt_secret)?,
             token_ttl,
-            key_cache: Mutex::new(HashMap::new()),
+            api_keys: RecordCache::new(API_KEY_CACHE_TTL, API_KEY_CACHE_MAX),
+            token_versions: RecordCache::new(API_KEY_CACHE_TTL, API_KEY_CACHE_MAX),
+            hash_gate: HashGate::default(),
         })
     }
 
@@ -247,6 +250,9 @@ impl AuthCore {
     /// its expiry in Unix seconds. Any mismatch is the same
     /// [`AuthError::Unauthenticated`].
     pub async fn login(&self, username: &str, password: &str) -> Result<(String, i64)> {
+        // The turn comes first: a login flood is refused before it costs a
+        // user lookup.
+        let turn = self.hash_gate.turn().await?;
         let record = if validate_username(username).is_ok() {
             self.get_user(username).await?
         } else {
@@ -257,15 +263,16 @@ impl AuthCore {
             None => String::new(),
         };
         let password = password.to_owned();
-        let matches = blocking(move || {
-            let hash = if hash.is_empty() {
-                dummy_hash()
-            } else {
-                hash.as_str()
-            };
-            password::verify(&password, hash)
-        })
-        .await?;
+        let matches = turn
+            .hash(move || {
+                let hash = if hash.is_empty() {
+                    dummy_hash()
+                } else {
+                    hash.as_str()
+                };
+                password::verify(&password, hash)
+            })
+            .await?;
         let record = match record {
             Some(record) if matches => record,
             _ => return Err(AuthError::Unauthenticated(BAD_LOGIN.into())),
@@ -274,17 +281,38 @@ impl AuthCore {
             format!("user:{}", record.username),
             record.role,
             record.collections,
+            record.token_version,
             self.token_ttl,
         )?;
         Ok((token, i64::try_from(claims.exp).unwrap_or(i64::MAX)))
     }
 
     /// Resolves a credential to the principal it stands for. A token's role
-    /// and collections come from its claims (fixed at login); an API key's
-    /// from its record, read at most [`API_KEY_CACHE_TTL`] ago.
+    /// and collections come from its claims (fixed at login); it is refused
+    /// once its user is deleted or changes password (its token version, read
+    /// at most [`API_KEY_CACHE_TTL`] ago, no longer matches). An API key's
+    /// role and scope come from its record, read at most that long ago.
     pub async fn authenticate(&self, credential: &Credential) -> Result<Principal> {
         match credential {
-            Credential::Bearer(token) => Ok(self.jwt.verify(token)?.principal()),
+            Credential::Bearer(token) => {
+                let claims = self.jwt.verify(token)?;
+                if let Some(username) = claims.sub.strip_prefix("user:") {
+                    match self.cached_token_version(username).await? {
+                        None => {
+                            return Err(AuthError::Unauthenticated(
+                                "the token's user no longer exists".into(),
+                            ));
+                        }
+                        Some(version) if version != claims.ver => {
+                            return Err(AuthError::Unauthenticated(
+                                "the token was revoked (the password changed); log in again".into(),
+                            ));
+                        }
+                        Some(_) => {}
+                    }
+                }
+                Ok(claims.principal())
+            }
             Credential::ApiKey(key) => {
                 let parsed = api_key::parse(key)?;
                 let record = self.cached_api_key(&parsed.id).await?;
@@ -325,7 +353,8 @@ impl AuthCore {
     }
 
     /// Deletes a user; [`AuthError::NotFound`] if there is none. Tokens
-    /// already issued to it stay valid until they expire.
+    /// already issued to it are refused from now on (by other auth
+    /// instances within [`API_KEY_CACHE_TTL`]).
     pub async fn delete_user(&self, username: &str) -> Result<()> {
         let not_found = || AuthError::NotFound {
             kind: "user",
@@ -334,9 +363,36 @@ impl AuthCore {
         if validate_username(username).is_err() {
             return Err(not_found());
         }
-        if !self.store.delete(&store::user_key(username)).await? {
+        let deleted = self.store.delete(&store::user_key(username)).await?;
+        self.token_versions.forget(username);
+        if !deleted {
             return Err(not_found());
         }
+        Ok(())
+    }
+
+    /// Gives `username` a new password and revokes every token issued to it
+    /// before; [`AuthError::NotFound`] if there is no such user.
+    pub async fn change_password(&self, username: &str, new_password: &str) -> Result<()> {
+        let not_found = || AuthError::NotFound {
+            kind: "user",
+            name: username.to_owned(),
+        };
+        if validate_username(username).is_err() {
+            return Err(not_found());
+        }
+        password::validate(new_password)?;
+        let mut record = self.get_user(username).await?.ok_or_else(not_found)?;
+        let password = new_password.to_owned();
+        record.password_hash = self
+            .hash_gate
+            .run(move || password::hash(&password))
+            .await??;
+        record.token_version = record.token_version.wrapping_add(1);
+        self.store
+            .put(&store::user_key(username), store::encode(&record)?)
+            .await?;
+        self.token_versions.forget(username);
         Ok(())
     }
 
@@ -378,7 +434,7 @@ impl AuthCore {
                 .put_if_absent(&key, store::encode(&record)?)
                 .await?
             {
-                self.forget_api_key(&new.id);
+                self.api_keys.forget(&new.id);
                 return Ok((new.id, new.key));
             }
         }
@@ -409,7 +465,7 @@ impl AuthCore {
             return Err(not_found());
         }
         let deleted = self.store.delete(&store::api_key_key(id)).await?;
-        self.forget_api_key(id);
+        self.api_keys.forget(id);
         if !deleted {
             return Err(not_found());
         }
@@ -427,13 +483,19 @@ impl AuthCore {
         password::validate(password)?;
         let collections = validate_collections(collections)?;
         let password = password.to_owned();
-        let password_hash = blocking(move || password::hash(&password)).await??;
+        let password_hash = self
+            .hash_gate
+            .run(move || password::hash(&password))
+            .await??;
         Ok(UserRecord {
             username: username.to_owned(),
             password_hash,
             role,
             collections,
             created_at_unix: now_i64(),
+            // Random, so tokens of a deleted user never match a new user
+            // of the same name.
+            token_version: random_version()?,
         })
     }
 
@@ -445,40 +507,28 @@ impl AuthCore {
         }
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedKey>> {
-        self.key_cache.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn forget_api_key(&self, id: &str) {
-        self.cache().remove(id);
-    }
-
     async fn cached_api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>> {
-        if let Some(hit) = self.cache().get(id)
-            && hit.fetched.elapsed() < API_KEY_CACHE_TTL
-        {
-            return Ok(hit.record.clone());
+        if let Some(hit) = self.api_keys.get(id) {
+            return Ok(hit);
         }
         let key = store::api_key_key(id);
         let record: Option<ApiKeyRecord> = match self.store.get(&key).await? {
             Some(value) => Some(store::decode(&key, &value)?),
             None => None,
         };
-        let mut cache = self.cache();
-        if cache.len() >= API_KEY_CACHE_MAX {
-            cache.retain(|_, c| c.fetched.elapsed() < API_KEY_CACHE_TTL);
-            if cache.len() >= API_KEY_CACHE_MAX {
-                cache.clear();
-            }
-        }
-        cache.insert(
-            id.to_owned(),
-            CachedKey {
-                fetched: Instant::now(),
-                record: record.clone(),
-            },
-        );
+        self.api_keys.put(id, record.clone());
         Ok(record)
+    }
+
+    /// The token version of `username` now, `None` if there is no such
+    /// user.
+    async fn cached_token_version(&self, username: &str) -> Result<Option<u64>> {
+        if let Some(hit) = self.token_versions.get(username) {
+            return Ok(hit);
+        }
+        let version = self.get_user(username).await?.map(|r| r.token_version);
+        self.token_versions.put(username, version);
+        Ok(version)
     }
 }
 
@@ -576,6 +626,7 @@ mod tests {
                 collections: None,
                 iat: now_unix() - 120,
                 exp: now_unix() - 60,
+                ver: 0,
             },
         )
         .unwrap();
@@ -632,6 +683,56 @@ mod tests {
             Err(AuthError::NotFound { .. })
         ));
         assert!(core.login("bob", "bob-password").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn tokens_are_refused_once_their_user_is_deleted_or_changes_password() {
+        let core = core();
+        core.create_user("carol", "carol-password-1", Role::Write, None)
+            .await
+            .unwrap();
+        let bearer = |token: &str| Credential::Bearer(token.to_owned());
+        let (first, _) = core.login("carol", "carol-password-1").await.unwrap();
+        assert!(core.authenticate(&bearer(&first)).await.is_ok());
+
+        core.change_password("carol", "carol-password-2")
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                core.authenticate(&bearer(&first)).await,
+                Err(AuthError::Unauthenticated(m)) if m.contains("revoked")
+            ),
+            "a token from before the password change is refused at once"
+        );
+        assert!(core.login("carol", "carol-password-1").await.is_err());
+        let (second, _) = core.login("carol", "carol-password-2").await.unwrap();
+        assert!(core.authenticate(&bearer(&second)).await.is_ok());
+
+        core.delete_user("carol").await.unwrap();
+        assert!(
+            matches!(
+                core.authenticate(&bearer(&second)).await,
+                Err(AuthError::Unauthenticated(m)) if m.contains("no longer exists")
+            ),
+            "a deleted user's token is refused at once"
+        );
+        // A new user of the same name does not revive the old tokens.
+        core.create_user("carol", "carol-password-3", Role::Admin, None)
+            .await
+            .unwrap();
+        assert!(core.authenticate(&bearer(&second)).await.is_err());
+        assert!(matches!(
+            core.change_password("nobody", "whatever-password").await,
+            Err(AuthError::NotFound { .. })
+        ));
+        assert!(matches!(
+            core.change_password("carol", "x").await,
+            Err(AuthError::Invalid {
+                field: "password",
+                ..
+            })
+        ));
     }
 
     #[tokio::test]
@@ -699,7 +800,8 @@ mod tests {
                 .is_ok(),
             "cached record is reused"
         );
-        core.cache().get_mut(&id).unwrap().fetched -= API_KEY_CACHE_TTL;
+        // As if the cached lookup expired (expiry: `record_cache`'s tests).
+        core.api_keys.forget(&id);
         assert!(core.authenticate(&Credential::ApiKey(key)).await.is_err());
     }
 

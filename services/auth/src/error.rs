@@ -45,6 +45,10 @@ pub enum AuthError {
     /// A concurrent writer changed the same record.
     #[error("{0}")]
     Conflict(String),
+    /// Too much work is waiting (password checks in a login flood); retry
+    /// later.
+    #[error("{0}")]
+    Overloaded(String),
     /// PD, which holds the auth state, failed or rejected the call.
     #[error("auth state in PD: {0}")]
     Pd(#[from] PdClientError),
@@ -104,6 +108,9 @@ impl From<AuthError> for Status {
             }
             AuthError::NotFound { .. } => Status::not_found(message),
             AuthError::Conflict(_) => with_reason(Code::Aborted, ErrorReason::Conflict, message),
+            AuthError::Overloaded(_) => {
+                with_reason(Code::ResourceExhausted, ErrorReason::Overloaded, message)
+            }
             AuthError::Pd(pd) => {
                 let status = pd.status();
                 Status::new(status.code(), message)

@@ -148,6 +148,23 @@ impl AuthHandle {
         }
     }
 
+    /// Sets a user's password and revokes the tokens issued to it before.
+    pub async fn change_password(&self, username: &str, new_password: &str) -> Result<(), Status> {
+        match self {
+            AuthHandle::Local(core) => Ok(core.change_password(username, new_password).await?),
+            AuthHandle::Remote(client) => {
+                client
+                    .clone()
+                    .change_password(pb::ChangePasswordRequest {
+                        username: username.to_owned(),
+                        new_password: new_password.to_owned(),
+                    })
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
     /// Every user, by name.
     pub async fn list_users(&self) -> Result<Vec<UserInfo>, Status> {
         match self {

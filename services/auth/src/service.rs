@@ -105,6 +105,17 @@ impl Auth for AuthService {
         Ok(Response::new(pb::DeleteUserResponse {}))
     }
 
+    async fn change_password(
+        &self,
+        request: Request<pb::ChangePasswordRequest>,
+    ) -> RpcResult<pb::ChangePasswordResponse> {
+        let request = request.into_inner();
+        self.core
+            .change_password(&request.username, &request.new_password)
+            .await?;
+        Ok(Response::new(pb::ChangePasswordResponse {}))
+    }
+
     async fn list_users(
         &self,
         _request: Request<pb::ListUsersRequest>,

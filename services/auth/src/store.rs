@@ -45,6 +45,11 @@ pub struct UserRecord {
     pub collections: Option<Vec<String>>,
     /// Creation time, seconds since the Unix epoch.
     pub created_at_unix: i64,
+    /// The version every token issued to the user carries; a token whose
+    /// version differs (the password changed since) is refused. Random at
+    /// creation; 0 for users created before versions existed.
+    #[serde(default)]
+    pub token_version: u64,
 }
 
 /// A stored API key (never the key itself).

@@ -34,6 +34,11 @@ pub struct Claims {
     pub iat: u64,
     /// Expires at, seconds since the Unix epoch.
     pub exp: u64,
+    /// The user's token version at login; the token is refused once the
+    /// user's version moves on (password changed) or the user is gone.
+    /// Absent in tokens of earlier versions, which then carry 0.
+    #[serde(default)]
+    pub ver: u64,
 }
 
 impl Claims {
@@ -106,13 +111,14 @@ impl JwtKeys {
             .map_err(|e| AuthError::Internal(format!("signing token: {e}")))
     }
 
-    /// Issues a token for `sub` valid for `ttl` from now; returns it with its
-    /// claims.
+    /// Issues a token for `sub` at token version `ver`, valid for `ttl`
+    /// from now; returns it with its claims.
     pub fn issue(
         &self,
         sub: String,
         role: Role,
         collections: Option<Vec<String>>,
+        ver: u64,
         ttl: Duration,
     ) -> Result<(String, Claims)> {
         let iat = now_unix();
@@ -122,6 +128,7 @@ impl JwtKeys {
             collections,
             iat,
             exp: iat.saturating_add(ttl.as_secs().max(1)),
+            ver,
         };
         Ok((self.sign(&claims)?, claims))
     }
@@ -156,6 +163,7 @@ mod tests {
             collections: Some(vec!["docs".into()]),
             iat: now_unix(),
             exp,
+            ver: 0,
         }
     }
 
@@ -170,7 +178,7 @@ mod tests {
     fn round_trip() {
         let keys = JwtKeys::new(SECRET).unwrap();
         let (token, issued) = keys
-            .issue("user:bob".into(), Role::Admin, None, DEFAULT_TOKEN_TTL)
+            .issue("user:bob".into(), Role::Admin, None, 0, DEFAULT_TOKEN_TTL)
             .unwrap();
         let verified = keys.verify(&token).unwrap();
         assert_eq!(verified, issued);

@@ -269,6 +269,14 @@ pub struct OverloadArgs {
     /// Sustained requests per second allowed per credential (429 beyond).
     #[arg(long, env = "VECTRON_RATE_LIMIT", default_value_t = 1000.0)]
     pub rate_limit: f64,
+    /// Sustained requests per second allowed per client address, checked
+    /// before credentials (429 beyond; 0 turns it off).
+    #[arg(long, env = "VECTRON_ADDRESS_RATE_LIMIT", default_value_t = 10_000.0)]
+    pub address_rate_limit: f64,
+    /// Sustained login attempts per second allowed per client address, in
+    /// bursts of up to 10 (429 beyond).
+    #[arg(long, env = "VECTRON_LOGIN_RATE_LIMIT", default_value_t = 2.0)]
+    pub login_rate_limit: f64,
     /// Requests served at once; more are refused with 503.
     #[arg(long, env = "VECTRON_MAX_IN_FLIGHT", default_value_t = 512)]
     pub max_in_flight: usize,
@@ -283,6 +291,8 @@ impl OverloadArgs {
         vectron_gateway::OverloadConfig {
             rate_per_second: self.rate_limit,
             burst: (self.rate_limit * 2.0).max(1.0),
+            address_rate_per_second: self.address_rate_limit.max(0.0),
+            login_rate_per_second: self.login_rate_limit,
             max_in_flight: self.max_in_flight,
             request_timeout: std::time::Duration::from_secs(self.request_timeout_secs.max(1)),
         }

@@ -142,6 +142,7 @@ impl RaftTiming {
 
 /// Limits on API input (docs/gateway.md), configurable per deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Limits {
     /// Largest vector dimension.
     pub max_dimension: u32,
@@ -160,6 +161,10 @@ pub struct Limits {
     pub max_shards: u32,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// Largest payload filter, in bytes of its protobuf encoding (about the
+    /// size of its JSON); bounds the work a filter costs per point. Nesting
+    /// is bounded by the decoders (128 levels of JSON, 100 of protobuf).
+    pub max_filter_bytes: usize,
 }
 
 impl Default for Limits {
@@ -173,6 +178,7 @@ impl Default for Limits {
             max_payload_bytes: 64 * 1024,
             max_shards: 1024,
             max_body_bytes: 32 * 1024 * 1024,
+            max_filter_bytes: 64 * 1024,
         }
     }
 }

@@ -565,6 +565,7 @@ impl Gateway {
                 .await?
             }
             DeleteSelector::Filter(filter) => {
+                validate::filter(Some(&filter), "filter", &self.limits)?;
                 let filter = &filter;
                 self.on_every_shard(collection, |shard_id| async move {
                     let request_id = new_request_id()?;
@@ -634,6 +635,7 @@ impl Gateway {
     pub async fn scroll(&self, collection: &str, query: ScrollQuery) -> Result<ScrollPage> {
         let table = self.table(collection).await?;
         validate::top_k(query.limit, "limit", &self.limits)?;
+        validate::filter(query.filter.as_ref(), "filter", &self.limits)?;
         let (mut shard, mut after) = match &query.cursor {
             Some(cursor) => decode_cursor(cursor)?,
             None => (0, None),
@@ -705,6 +707,7 @@ impl Gateway {
         filter: Option<Filter>,
         consistency: Consistency,
     ) -> Result<u64> {
+        validate::filter(filter.as_ref(), "filter", &self.limits)?;
         let filter = &filter;
         let answers = self
             .on_every_shard(collection, |shard_id| async move {

@@ -24,6 +24,19 @@ use crate::guard::Frontdoor;
 use crate::model::{
     DeleteSelector, GetQuery, Hit, NewPoint, PointOut, ScrollQuery, SearchQuery, defaults,
 };
+use crate::users;
+
+/// The interceptor that admits each gRPC request under the per-address rate
+/// limit before the request is decoded or its credential read.
+pub fn admit_address(
+    door: Arc<Frontdoor>,
+) -> impl FnMut(Request<()>) -> std::result::Result<Request<()>, Status> + Clone {
+    move |request: Request<()>| {
+        door.admit_address(request.remote_addr().map(|a| a.ip()))
+            .map_err(Status::from)?;
+        Ok(request)
+    }
+}
 
 /// The `vectron.v1.Vectron` service.
 pub struct GrpcApi {
@@ -476,15 +489,13 @@ impl Vectron for GrpcApi {
     }
 
     async fn login(&self, request: Request<api::LoginRequest>) -> Reply<api::LoginResponse> {
+        let peer = request.remote_addr().map(|a| a.ip());
         let request = request.into_inner();
         let result = async {
             let (token, expires_at) = self
                 .door
-                .access
-                .auth()?
-                .login(&request.username, &request.password)
-                .await
-                .map_err(|e| ApiError::from_status(&e))?;
+                .login(peer, &request.username, &request.password)
+                .await?;
             Ok(api::LoginResponse {
                 token,
                 expires_at: vectron_auth::rfc3339(expires_at),
@@ -515,6 +526,64 @@ impl Vectron for GrpcApi {
                     .await
                     .map_err(|e| ApiError::from_status(&e))?;
                 Ok(api::CreateUserResponse {})
+            })
+            .await,
+        )
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<api::ListUsersRequest>,
+    ) -> Reply<api::ListUsersResponse> {
+        let credential = metadata_credential(request.metadata());
+        let door = &self.door;
+        reply(
+            door.serve(credential, |caller| async move {
+                let users = users::list(&door.access, &caller).await?;
+                Ok(api::ListUsersResponse {
+                    users: users
+                        .into_iter()
+                        .map(|u| api::User {
+                            username: u.username,
+                            role: api_role(u.role).into(),
+                            collections: u.collections.map(|names| api::CollectionScope { names }),
+                            created_at: vectron_auth::rfc3339(u.created_at_unix),
+                        })
+                        .collect(),
+                })
+            })
+            .await,
+        )
+    }
+
+    async fn delete_user(
+        &self,
+        request: Request<api::DeleteUserRequest>,
+    ) -> Reply<api::DeleteUserResponse> {
+        let credential = metadata_credential(request.metadata());
+        let username = request.into_inner().username;
+        let door = &self.door;
+        reply(
+            door.serve(credential, |caller| async move {
+                users::delete(&door.access, &caller, &username).await?;
+                Ok(api::DeleteUserResponse {})
+            })
+            .await,
+        )
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<api::ChangePasswordRequest>,
+    ) -> Reply<api::ChangePasswordResponse> {
+        let credential = metadata_credential(request.metadata());
+        let request = request.into_inner();
+        let door = &self.door;
+        reply(
+            door.serve(credential, |caller| async move {
+                users::change_password(&door.access, &caller, &request.username, &request.password)
+                    .await?;
+                Ok(api::ChangePasswordResponse {})
             })
             .await,
         )

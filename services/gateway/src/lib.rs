@@ -6,7 +6,8 @@
 //! Layers, each depending only on those before it: `error` / `model` /
 //! `validate` / `convert` (pure) → `routing` (PD cache) → `dispatch` (worker
 //! calls with retries) → `api` (operations) → `access` / `limits` / `guard`
-//! (checks) → `json` + `rest`, `grpc` (front ends) → `server`.
+//! (checks) → `users` (user management with its checks) → `json` + `rest`,
+//! `grpc` (front ends) → `server`.
 
 pub mod access;
 pub mod api;
@@ -22,6 +23,7 @@ pub mod model;
 pub mod rest;
 pub mod routing;
 pub mod server;
+pub mod users;
 pub mod validate;
 
 pub use access::Access;

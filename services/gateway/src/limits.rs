@@ -1,6 +1,7 @@
-//! Overload protection: a token-bucket rate limit per credential (429) and a
-//! cap on requests in flight (503), so overload is refused early instead of
-//! queueing without bound. No I/O.
+//! Overload protection: token-bucket rate limits (429) per client address
+//! before authentication, per client address on logins, and per credential
+//! after authentication, and a cap on requests in flight (503), so overload
+//! is refused early instead of queueing without bound. No I/O.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,12 @@ pub struct OverloadConfig {
     pub rate_per_second: f64,
     /// Requests a credential may make in a burst above the rate.
     pub burst: f64,
+    /// Sustained requests per second allowed per client address, checked
+    /// before the credential is (bursts of twice that); 0 turns it off.
+    pub address_rate_per_second: f64,
+    /// Sustained login attempts per second allowed per client address
+    /// (bursts of [`LOGIN_BURST`]); bounds password guessing.
+    pub login_rate_per_second: f64,
     /// Requests served at once by this gateway; more get 503.
     pub max_in_flight: usize,
     /// Longest time one request may take; then 503.
@@ -28,19 +35,26 @@ impl Default for OverloadConfig {
         Self {
             rate_per_second: 1000.0,
             burst: 2000.0,
+            address_rate_per_second: 10_000.0,
+            login_rate_per_second: 2.0,
             max_in_flight: 512,
             request_timeout: Duration::from_secs(30),
         }
     }
 }
 
+/// Login attempts a client address may make at once above its rate.
+pub const LOGIN_BURST: f64 = 10.0;
+
 struct Bucket {
     tokens: f64,
     refilled: Instant,
 }
 
-/// Per-credential token buckets.
+/// Token buckets by key (a credential, a client address).
 pub struct RateLimiter {
+    /// What a bucket is per, for the error message ("credential").
+    per: &'static str,
     rate: f64,
     burst: f64,
     buckets: Mutex<HashMap<String, Bucket>>,
@@ -50,9 +64,11 @@ pub struct RateLimiter {
 const IDLE_BUCKET: Duration = Duration::from_secs(300);
 
 impl RateLimiter {
-    /// A limiter allowing `rate` requests per second with bursts of `burst`.
-    pub fn new(rate: f64, burst: f64) -> Self {
+    /// A limiter allowing `rate` requests per second with bursts of `burst`
+    /// to each `per` (a credential, a client address).
+    pub fn new(per: &'static str, rate: f64, burst: f64) -> Self {
         Self {
+            per,
             rate: rate.max(0.001),
             burst: burst.max(1.0),
             buckets: Mutex::new(HashMap::new()),
@@ -79,8 +95,8 @@ impl RateLimiter {
             Err(ApiError::new(
                 ErrorKind::RateLimited,
                 format!(
-                    "rate limit of {} requests per second exceeded; retry shortly",
-                    self.rate
+                    "rate limit of {} requests per second per {} exceeded; retry shortly",
+                    self.rate, self.per
                 ),
             ))
         }
@@ -124,7 +140,7 @@ mod tests {
 
     #[test]
     fn bucket_allows_the_burst_then_refuses_then_refills() {
-        let limiter = RateLimiter::new(10.0, 3.0);
+        let limiter = RateLimiter::new("credential", 10.0, 3.0);
         let t0 = Instant::now();
         for _ in 0..3 {
             limiter.check_at("k", t0).expect("within burst");

@@ -4,12 +4,13 @@
 //! REST and gRPC answer alike. Does network I/O.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -23,6 +24,7 @@ use crate::error::{ApiError, ErrorKind, Result};
 use crate::guard::Frontdoor;
 use crate::json;
 use crate::model::GetQuery;
+use crate::users;
 
 /// The OpenAPI document of this API, kept in the repository.
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
@@ -70,7 +72,12 @@ pub fn router(frontdoor: Arc<Frontdoor>) -> Router {
             post(count_points).get(get_point_named("count")),
         )
         .route("/v1/auth/login", post(login))
-        .route("/v1/auth/users", post(create_user))
+        .route("/v1/auth/users", post(create_user).get(list_users))
+        .route(
+            "/v1/auth/users/{username}",
+            axum::routing::delete(delete_user),
+        )
+        .route("/v1/auth/users/{username}/password", put(change_password))
         .route("/v1/auth/api-keys", post(create_api_key).get(list_api_keys))
         .route(
             "/v1/auth/api-keys/{id}",
@@ -87,9 +94,36 @@ pub fn router(frontdoor: Arc<Frontdoor>) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
             frontdoor.clone(),
+            admit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            frontdoor.clone(),
             track,
         ))
         .with_state(frontdoor)
+}
+
+/// The client's address as the listener saw it; `None` for callers that
+/// reach the router in-process.
+#[derive(Debug, Clone, Copy)]
+struct ClientAddr(Option<IpAddr>);
+
+/// Admits a request under the per-address rate limit before anything else
+/// runs, and records the client's address for the handlers.
+async fn admit(
+    State(s): State<Shared>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    if let Err(error) = s.admit_address(peer) {
+        return answer(Err(error));
+    }
+    request.extensions_mut().insert(ClientAddr(peer));
+    next.run(request).await
 }
 
 /// Records each request's route, method, status and latency.
@@ -450,16 +484,15 @@ struct LoginBody {
     password: String,
 }
 
-async fn login(State(s): State<Shared>, body: Body) -> Response {
+async fn login(
+    State(s): State<Shared>,
+    Extension(ClientAddr(peer)): Extension<ClientAddr>,
+    body: Body,
+) -> Response {
     answer(
         async {
             let body: LoginBody = json::parse(&body_bytes(body)?)?;
-            let (token, expires_at) = s
-                .access
-                .auth()?
-                .login(&body.username, &body.password)
-                .await
-                .map_err(|e| ApiError::from_status(&e))?;
+            let (token, expires_at) = s.login(peer, &body.username, &body.password).await?;
             ok(json!({"token": token, "expires_at": vectron_auth::rfc3339(expires_at)}))
         }
         .await,
@@ -498,6 +531,66 @@ async fn create_user(State(s): State<Shared>, headers: HeaderMap, body: Body) ->
             ))
         })
         .await,
+    )
+}
+
+async fn list_users(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    answer(
+        s.clone()
+            .serve(http_credential(&headers), |caller| async move {
+                let users: Vec<Value> = users::list(&s.access, &caller)
+                    .await?
+                    .iter()
+                    .map(|u| {
+                        json!({
+                            "username": u.username,
+                            "role": u.role.as_str(),
+                            "collections": u.collections,
+                            "created_at": vectron_auth::rfc3339(u.created_at_unix),
+                        })
+                    })
+                    .collect();
+                ok(json!({"users": users}))
+            })
+            .await,
+    )
+}
+
+async fn delete_user(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(username): Path<String>,
+) -> Response {
+    answer(
+        s.clone()
+            .serve(http_credential(&headers), |caller| async move {
+                users::delete(&s.access, &caller, &username).await?;
+                ok(json!({}))
+            })
+            .await,
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangePasswordBody {
+    password: String,
+}
+
+async fn change_password(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(username): Path<String>,
+    body: Body,
+) -> Response {
+    answer(
+        s.clone()
+            .serve(http_credential(&headers), |caller| async move {
+                let body: ChangePasswordBody = json::parse(&body_bytes(body)?)?;
+                users::change_password(&s.access, &caller, &username, &body.password).await?;
+                ok(json!({}))
+            })
+            .await,
     )
 }
 
@@ -676,6 +769,8 @@ mod tests {
             "/v1/collections/{name}/points/count",
             "/v1/auth/login",
             "/v1/auth/users",
+            "/v1/auth/users/{username}",
+            "/v1/auth/users/{username}/password",
             "/v1/auth/api-keys",
             "/v1/auth/api-keys/{id}",
             "/v1/cluster",

@@ -96,19 +96,24 @@ pub async fn run(
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let body_limit = config.limits.max_body_bytes;
-    let rest = axum::serve(http, crate::rest::router(door.clone()))
-        .with_graceful_shutdown(wait(stop_rx.clone()));
+    let rest = axum::serve(
+        http,
+        crate::rest::router(door.clone())
+            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(wait(stop_rx.clone()));
     let metrics = metrics_listener.map(|listener| {
         let serve = axum::serve(listener, crate::rest::metrics_router(door.clone()))
             .with_graceful_shutdown(wait(stop_rx.clone()));
         tokio::spawn(async move { serve.await.map_err(|e| e.to_string()) })
     });
     let grpc_server = tonic::transport::Server::builder()
-        .add_service(
-            VectronServer::new(GrpcApi::new(door))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            VectronServer::new(GrpcApi::new(door.clone()))
                 .max_decoding_message_size(body_limit)
                 .max_encoding_message_size(64 * 1024 * 1024),
-        )
+            crate::grpc::admit_address(door),
+        ))
         .serve_with_incoming_shutdown(grpc, wait(stop_rx));
     let rest = tokio::spawn(async move { rest.await.map_err(|e| e.to_string()) });
     let grpc_server = tokio::spawn(async move { grpc_server.await.map_err(|e| e.to_string()) });

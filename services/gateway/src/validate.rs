@@ -2,8 +2,10 @@
 //! of it is sent to a worker, so an invalid batch writes nothing. Every error
 //! names the offending field. No I/O.
 
+use prost::Message;
 use vectron_config::Limits;
 use vectron_ids::PointId;
+use vectron_proto::common::v1::Filter;
 
 use crate::error::{ApiError, Result};
 use crate::model::{NewPoint, SearchQuery};
@@ -85,10 +87,29 @@ pub fn upsert(points: &[NewPoint], dimension: usize, limits: &Limits) -> Result<
     Ok(())
 }
 
+/// Checks a payload filter's size.
+pub fn filter(filter: Option<&Filter>, field: &str, limits: &Limits) -> Result<()> {
+    let Some(filter) = filter else {
+        return Ok(());
+    };
+    let size = filter.encoded_len();
+    if size > limits.max_filter_bytes {
+        return Err(ApiError::invalid(
+            field,
+            format!(
+                "is {size} bytes encoded; the limit is {}",
+                limits.max_filter_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a search.
 pub fn search(query: &SearchQuery, dimension: usize, limits: &Limits) -> Result<()> {
     vector(&query.vector, dimension, "vector")?;
     top_k(query.top_k, "top_k", limits)?;
+    filter(query.filter.as_ref(), "filter", limits)?;
     match query.ef {
         Some(0) => Err(ApiError::invalid("ef", "must be at least 1")),
         Some(ef) if ef > limits.max_ef => Err(ApiError::invalid(
@@ -189,6 +210,31 @@ mod tests {
             let error = search(&query(Some(bad)), 2, &limits).expect_err("out of bounds");
             assert_eq!(error.field, "ef", "ef {bad}");
         }
+    }
+
+    #[test]
+    fn a_filter_over_the_byte_limit_is_refused_naming_the_field() {
+        use vectron_proto::common::v1::{
+            Condition, Match, MatchValue, condition, r#match, match_value,
+        };
+        let limits = Limits::default();
+        let keyword = |bytes: usize| Filter {
+            must: vec![Condition {
+                key: "topic".into(),
+                condition: Some(condition::Condition::Match(Match {
+                    kind: Some(r#match::Kind::Value(MatchValue {
+                        value: Some(match_value::Value::Keyword("x".repeat(bytes))),
+                    })),
+                })),
+            }],
+            ..Filter::default()
+        };
+        assert!(filter(None, "filter", &limits).is_ok());
+        assert!(filter(Some(&keyword(1000)), "filter", &limits).is_ok());
+        let error = filter(Some(&keyword(limits.max_filter_bytes)), "filter", &limits)
+            .expect_err("too big");
+        assert_eq!(error.field, "filter");
+        assert!(error.message.contains("limit"), "{}", error.message);
     }
 
     #[test]

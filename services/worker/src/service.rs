@@ -252,7 +252,18 @@ fn output_point(stored: StoredPoint, with_vector: bool, with_payload: bool) -> p
     }
 }
 
+/// Checks a request's filter against the size limit (again: the gateway
+/// checks it first) and compiles it.
 fn compile_filter(filter: Option<&common::Filter>) -> Result<Option<PayloadFilter>, Status> {
+    let limit = vectron_config::Limits::default().max_filter_bytes;
+    if let Some(size) = filter.map(|f| f.encoded_len())
+        && size > limit
+    {
+        return Err(error_detail::invalid_argument(
+            "filter",
+            format!("is {size} bytes encoded; the limit is {limit}"),
+        ));
+    }
     filter
         .map(|f| PayloadFilter::from_proto(f, "filter"))
         .transpose()

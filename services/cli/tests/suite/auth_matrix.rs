@@ -128,6 +128,7 @@ async fn every_route_answers_each_credential_exactly() {
             collections: None,
             iat: now() - 7200,
             exp: now() - 3600,
+            ver: 0,
         },
     )
     .expect("sign expired token");
@@ -178,6 +179,15 @@ async fn every_route_answers_each_credential_exactly() {
             .await
             .expect("tmp key")
             .0;
+        let throwaway_user = format!("gone{serial_number}");
+        admin
+            .call(
+                Method::POST,
+                "/v1/auth/users",
+                Some(&json!({"username": throwaway_user, "password": "long-enough-pw", "role": "read"})),
+            )
+            .await
+            .expect("tmp user");
         admin
             .create_collection(
                 &json!({"name": format!("tmp{serial_number}"), "dimension": 2, "metric": "dot"}),
@@ -259,6 +269,27 @@ async fn every_route_answers_each_credential_exactly() {
                 ),
                 Needs::Admin,
                 201,
+            ),
+            (
+                Method::GET,
+                "/v1/auth/users".into(),
+                None,
+                Needs::Admin,
+                200,
+            ),
+            (
+                Method::PUT,
+                format!("/v1/auth/users/{throwaway_user}/password"),
+                Some(json!({"password": "another-long-pw"})),
+                Needs::Admin,
+                200,
+            ),
+            (
+                Method::DELETE,
+                format!("/v1/auth/users/{throwaway_user}"),
+                None,
+                Needs::Admin,
+                200,
             ),
             (
                 Method::POST,
@@ -370,6 +401,79 @@ async fn every_route_answers_each_credential_exactly() {
         403
     );
 
+    // A user may change their own password; their earlier token is refused
+    // at once, the new password works, and the old one does not.
+    let own = user
+        .call(
+            Method::PUT,
+            &format!("/v1/auth/users/user{admin_round}/password"),
+            Some(&json!({"password": "a-newer-long-pw"})),
+        )
+        .await
+        .expect("own password");
+    assert_eq!(own.0, 200, "{own:?}");
+    let revoked = user
+        .call(Method::GET, "/v1/collections/a", None)
+        .await
+        .expect("read");
+    assert_eq!(
+        revoked.0, 401,
+        "a token from before the change: {revoked:?}"
+    );
+    assert!(
+        anonymous
+            .login(&format!("user{admin_round}"), "long-enough-pw")
+            .await
+            .is_err()
+    );
+    let user = anonymous.with_token(
+        &anonymous
+            .login(&format!("user{admin_round}"), "a-newer-long-pw")
+            .await
+            .expect("login with the new password"),
+    );
+    // Another user's password is the admin's business.
+    let other = user
+        .call(
+            Method::PUT,
+            "/v1/auth/users/admin/password",
+            Some(&json!({"password": "hijacked-password"})),
+        )
+        .await
+        .expect("other password");
+    assert_eq!(other.0, 403, "{other:?}");
+    // A deleted user's token is refused at once.
+    let listed = admin
+        .call(Method::GET, "/v1/auth/users", None)
+        .await
+        .expect("list users")
+        .1;
+    let users = listed["users"].as_array().expect("users");
+    assert!(
+        users
+            .iter()
+            .any(|u| u["username"] == format!("user{admin_round}").as_str() && u["role"] == "read"),
+        "{listed}"
+    );
+    assert!(users.iter().all(|u| u.get("password_hash").is_none()));
+    let deleted = admin
+        .call(
+            Method::DELETE,
+            &format!("/v1/auth/users/user{admin_round}"),
+            None,
+        )
+        .await
+        .expect("delete user");
+    assert_eq!(deleted.0, 200);
+    assert_eq!(
+        user.call(Method::GET, "/v1/collections/a", None)
+            .await
+            .expect("read")
+            .0,
+        401,
+        "a deleted user's token is refused at once"
+    );
+
     // A deleted key stops working.
     let (id, key) = admin
         .create_api_key("short-lived", "read", None)
@@ -455,4 +559,39 @@ async fn every_route_answers_each_credential_exactly() {
         .await
         .expect("rest count");
     assert_eq!(count, rest_count);
+
+    // The user routes over gRPC: a reader is refused, an admin lists the
+    // same users REST does, and a deleted user's token is refused.
+    let mut request = tonic::Request::new(vectron_proto::v1::ListUsersRequest {});
+    request
+        .metadata_mut()
+        .insert("api-key", read_key.parse().expect("ascii key"));
+    assert_eq!(
+        grpc.list_users(request).await.expect_err("reader").code(),
+        tonic::Code::PermissionDenied
+    );
+    let admin_metadata = format!("Bearer {token}");
+    let mut request = tonic::Request::new(vectron_proto::v1::ListUsersRequest {});
+    request.metadata_mut().insert(
+        "authorization",
+        admin_metadata.parse().expect("ascii token"),
+    );
+    let grpc_users: Vec<String> = grpc
+        .list_users(request)
+        .await
+        .expect("admin lists users")
+        .into_inner()
+        .users
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    let rest_users: Vec<String> = admin
+        .list_users()
+        .await
+        .expect("rest users")
+        .iter()
+        .filter_map(|u| u["username"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(grpc_users, rest_users);
+    assert!(grpc_users.contains(&"admin".to_owned()));
 }

@@ -104,6 +104,17 @@ impl DevServer {
         Client::new(&self.http).expect("client")
     }
 
+    /// The peak resident memory of the `vectron dev` process so far, in
+    /// KiB (VmHWM; Linux only).
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let pid = self.process.pid()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// The data dir.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")

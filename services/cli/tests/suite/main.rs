@@ -4,6 +4,7 @@
 mod auth_matrix;
 mod cli_contract;
 mod cluster_harness;
+mod front_door;
 mod gateway_dev;
 mod harness;
 mod pd_cluster;
