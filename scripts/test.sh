@@ -2,7 +2,7 @@
 # Runs Vectron's whole test suite: installs build prerequisites if missing,
 # builds and runs every test of every crate in the workspace, then (when no
 # cargo arguments narrow the run) the short chaos run (tests/chaos/run.sh:
-# four fault mixes, crash points among them, checked for linearizability, and the self-test with a
+# five fault mixes, partitions and crash points among them, checked for linearizability, and the self-test with a
 # planted bug), the offline Helm chart checks and the kind end-to-end suite,
 # which skips cleanly where kind, docker or helm are missing.
 set -euo pipefail

@@ -82,6 +82,8 @@ pub struct ShardStore {
     /// Whether the store is retired; writes hold the read lock, retiring
     /// takes the write lock, so it waits for the writes under way.
     retired: Arc<std::sync::RwLock<bool>>,
+    /// Stored points (id and vector) decoded by reads through this store.
+    points_decoded: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn prefixed(shard: u64, rest: &[u8]) -> Vec<u8> {
@@ -98,6 +100,7 @@ impl ShardStore {
             db,
             shard,
             retired: Arc::default(),
+            points_decoded: Arc::default(),
         }
     }
 
@@ -123,6 +126,14 @@ impl ShardStore {
             shard: self.shard,
             reason: reason.to_string(),
         }
+    }
+
+    /// How many stored points (ids with their vectors) reads through this
+    /// store have decoded so far: shows whether a read touched only what
+    /// it answers (a scroll page, not the whole shard).
+    pub fn points_decoded(&self) -> u64 {
+        self.points_decoded
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A consistent read view of the shard: every read through it sees the
@@ -344,6 +355,9 @@ impl ShardView<'_> {
             return Ok(None);
         };
         let point = Point::decode(bytes.as_slice()).map_err(|e| self.store.corrupt("point", e))?;
+        self.store
+            .points_decoded
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let payload = if with_payload {
             self.get(CF_PAYLOADS, &key)?.unwrap_or_default()
         } else {

@@ -577,8 +577,14 @@ async fn scroll_pages_walk_every_point_once_in_id_order_and_count_streams() {
     let mut after: Option<String> = None;
     let mut pages = 0;
     loop {
+        let decoded = store.points_decoded();
         let page = scroll_points(&store, after.as_deref(), 50, None, true).expect("page");
         assert!(page.points.len() <= 50);
+        assert_eq!(
+            store.points_decoded() - decoded,
+            page.points.len() as u64,
+            "a page decodes its own points, not the shard's"
+        );
         for (id, stored) in &page.points {
             assert!(!stored.payload.is_empty(), "payload asked for");
             seen.push(id.clone());
@@ -594,8 +600,14 @@ async fn scroll_pages_walk_every_point_once_in_id_order_and_count_streams() {
 
     // A filter keeps order and pages by matches, not by points walked.
     let even = even_filter(true);
+    let decoded = store.points_decoded();
     let page = scroll_points(&store, None, 10, Some(&even), false).expect("page");
     assert_eq!(page.points.len(), 10);
+    assert_eq!(
+        store.points_decoded() - decoded,
+        10,
+        "filters read payloads only"
+    );
     assert!(page.points.iter().all(|(_, p)| p.payload.is_empty()));
     let even_ids: Vec<String> = expected
         .iter()
@@ -610,7 +622,13 @@ async fn scroll_pages_walk_every_point_once_in_id_order_and_count_streams() {
     assert_eq!(got, even_ids[..10]);
     assert_eq!(page.next_after.as_deref(), Some(even_ids[9].as_str()));
 
+    let decoded = store.points_decoded();
     assert_eq!(count_matching(&store, &even).expect("count"), 129);
+    assert_eq!(
+        store.points_decoded(),
+        decoded,
+        "a count decodes no vectors"
+    );
     assert_eq!(
         count_matching(&store, &even_filter(false)).expect("count"),
         128
