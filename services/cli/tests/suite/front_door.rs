@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 
 use serde_json::{Value, json};
-use vectron_client::HttpMethod as Method;
+use vectron_client::{Client, HttpMethod as Method};
 
 use crate::cluster_harness::{ADMIN_PASSWORD, DevServer};
 use crate::harness::serial;
@@ -28,9 +28,9 @@ fn assert_refused_naming(answer: &(u16, Value), field: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversized_parameters_are_refused_naming_the_field() {
-    let _serial = serial().await;
+/// `vectron dev --auth` with a 2-dimensional collection `name`; answers
+/// the server, a client without credentials and one logged in as admin.
+async fn dev_with_collection(name: &str) -> (DevServer, Client, Client) {
     let dev = DevServer::start_with_auth().await;
     let anonymous = dev.client();
     let admin = anonymous.with_token(
@@ -40,9 +40,16 @@ async fn oversized_parameters_are_refused_naming_the_field() {
             .expect("admin login"),
     );
     admin
-        .create_collection(&json!({"name": "f", "dimension": 2, "metric": "l2"}))
+        .create_collection(&json!({"name": name, "dimension": 2, "metric": "l2"}))
         .await
         .expect("create");
+    (dev, anonymous, admin)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_parameters_are_refused_naming_the_field() {
+    let _serial = serial().await;
+    let (dev, _anonymous, admin) = dev_with_collection("f").await;
     let call = |path: &'static str, body: Value| {
         let admin = admin.clone();
         async move {
@@ -126,18 +133,7 @@ async fn login_from(http: &str, source: IpAddr, password: &str) -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_flood_gets_429s_while_memory_stays_bounded_and_valid_clients_are_served() {
     let _serial = serial().await;
-    let dev = DevServer::start_with_auth().await;
-    let anonymous = dev.client();
-    let admin = anonymous.with_token(
-        &anonymous
-            .login("admin", ADMIN_PASSWORD)
-            .await
-            .expect("admin login"),
-    );
-    admin
-        .create_collection(&json!({"name": "g", "dimension": 2, "metric": "l2"}))
-        .await
-        .expect("create");
+    let (dev, anonymous, admin) = dev_with_collection("g").await;
     let (_, key) = admin
         .create_api_key("reader", "read", None)
         .await
