@@ -8,7 +8,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
+use vectron_proto::channel::{Role, internal_endpoint};
 use vectron_proto::common::v1 as common;
 use vectron_proto::error_detail;
 use vectron_proto::pd::v1 as pb;
@@ -112,9 +113,8 @@ impl GrpcPlacement {
     }
 
     async fn client(&self, addr: &str) -> Result<PlacementDriverClient<Channel>, PlacementError> {
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
+        let channel = internal_endpoint(addr, Role::Pd, Duration::from_secs(3))
             .map_err(|e| PlacementError::Unreachable(e.to_string()))?
-            .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(10))
             .connect()
             .await

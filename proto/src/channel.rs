@@ -5,13 +5,19 @@
 //! process (`--outbound-ip`: on a host with several addresses it makes a
 //! process's traffic come from its own; the chaos suite gives each process
 //! its own loopback address this way so that its fault-injecting proxies can
-//! tell peers apart). Builds values only; no I/O.
+//! tell peers apart), and mutual TLS when the process installed an internal
+//! TLS identity (`vectron_tls::install`): the channel then presents this
+//! process's certificate and accepts only a server whose certificate, from
+//! the cluster's CA, names the role the caller meant to reach. Builds values
+//! only; no I/O.
 
 use std::net::IpAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use tonic::transport::Endpoint;
+pub use vectron_tls::Role;
+use vectron_tls::Security;
 
 /// The source address of this process's outgoing internal connections, set
 /// once at start-up.
@@ -30,22 +36,37 @@ pub fn outbound_ip() -> Option<IpAddr> {
     OUTBOUND_IP.get().copied()
 }
 
-/// An endpoint for `target` (`host:port`, or a URL with a scheme) with the
-/// shared settings and `connect_timeout`; callers add their own timeouts
-/// and keep-alives, then connect (usually lazily).
+/// An endpoint for `target` (`host:port`, or a URL with a scheme) of a
+/// server of role `peer`, with the shared settings and `connect_timeout`;
+/// callers add their own timeouts and keep-alives, then connect (usually
+/// lazily). Under mutual TLS the scheme is https whatever `target` says.
 pub fn internal_endpoint(
     target: &str,
+    peer: Role,
     connect_timeout: Duration,
 ) -> Result<Endpoint, tonic::transport::Error> {
-    let url = if target.contains("://") {
-        target.to_owned()
-    } else {
-        format!("http://{target}")
+    endpoint_with(vectron_tls::current(), target, peer, connect_timeout)
+}
+
+fn endpoint_with(
+    security: &Security,
+    target: &str,
+    peer: Role,
+    connect_timeout: Duration,
+) -> Result<Endpoint, tonic::transport::Error> {
+    let authority = target.split_once("://").map_or(target, |(_, rest)| rest);
+    let scheme = match security {
+        Security::Insecure => "http",
+        Security::Mutual(_) => "https",
     };
-    Ok(Endpoint::from_shared(url)?
+    let endpoint = Endpoint::from_shared(format!("{scheme}://{authority}"))?
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
-        .local_address(outbound_ip()))
+        .local_address(outbound_ip());
+    match security {
+        Security::Insecure => Ok(endpoint),
+        Security::Mutual(identity) => endpoint.tls_config(identity.client_config(peer)),
+    }
 }
 
 #[cfg(test)]
@@ -68,11 +89,83 @@ mod tests {
 
     #[test]
     fn targets_without_a_scheme_get_http_and_bad_ones_are_refused() {
-        let endpoint = internal_endpoint("127.0.0.1:7400", Duration::from_secs(1)).expect("ok");
+        let second = Duration::from_secs(1);
+        let endpoint = internal_endpoint("127.0.0.1:7400", Role::Pd, second).expect("ok");
         assert_eq!(endpoint.uri().to_string(), "http://127.0.0.1:7400/");
-        let with_scheme =
-            internal_endpoint("http://pd-0:7400", Duration::from_secs(1)).expect("ok");
+        let with_scheme = internal_endpoint("http://pd-0:7400", Role::Pd, second).expect("ok");
         assert_eq!(with_scheme.uri().host(), Some("pd-0"));
-        assert!(internal_endpoint("not a uri", Duration::from_secs(1)).is_err());
+        assert!(internal_endpoint("not a uri", Role::Pd, second).is_err());
+    }
+
+    #[test]
+    fn under_mutual_tls_every_channel_is_https() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = vectron_tls::Authority::generate().expect("ca");
+        ca.write(dir.path()).expect("ca files");
+        ca.issue(&vectron_tls::CertRequest {
+            common_name: "gateway".into(),
+            roles: vec![Role::Gateway],
+            hosts: vec![],
+            days: 1,
+        })
+        .expect("issue")
+        .write(dir.path(), "gateway")
+        .expect("write");
+        let identity =
+            vectron_tls::Identity::load(vectron_tls::TlsFiles::in_dir(dir.path(), "gateway"))
+                .expect("identity");
+        let security = Security::Mutual(std::sync::Arc::new(identity));
+        let second = Duration::from_secs(1);
+        for target in ["127.0.0.1:7500", "http://127.0.0.1:7500"] {
+            let endpoint = endpoint_with(&security, target, Role::Worker, second).expect("ok");
+            assert_eq!(endpoint.uri().scheme_str(), Some("https"), "{target}");
+        }
+    }
+
+    /// Every RPC of the internal services has an entry in the access
+    /// policy; a new RPC without one would be refused to everyone.
+    #[test]
+    fn every_internal_rpc_has_an_access_rule() {
+        use vectron_tls::ServerKind;
+        use vectron_tls::policy::allowed_roles;
+        let protos = [
+            (
+                "vectron/pd/v1/pd.proto",
+                "vectron.pd.v1.PlacementDriver",
+                vec![ServerKind::Pd],
+            ),
+            (
+                "vectron/raft/v1/raft.proto",
+                "vectron.raft.v1.Raft",
+                vec![ServerKind::Pd, ServerKind::Worker],
+            ),
+            (
+                "vectron/worker/v1/worker.proto",
+                "vectron.worker.v1.Worker",
+                vec![ServerKind::Worker],
+            ),
+            (
+                "vectron/auth/v1/auth.proto",
+                "vectron.auth.v1.Auth",
+                vec![ServerKind::Auth],
+            ),
+        ];
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut checked = 0;
+        for (file, service, servers) in protos {
+            let text = std::fs::read_to_string(root.join(file)).expect("proto");
+            for line in text.lines() {
+                let Some(rest) = line.trim().strip_prefix("rpc ") else {
+                    continue;
+                };
+                let method = rest.split('(').next().unwrap_or_default().trim();
+                for server in &servers {
+                    let path = format!("/{service}/{method}");
+                    assert!(allowed_roles(*server, &path).is_some(), "{server:?} {path}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 40, "the proto files were read ({checked} rules)");
     }
 }

@@ -54,10 +54,14 @@ impl AuthHandle {
     /// A handle to the auth service at `endpoint` (`host:port` or a URL).
     /// The connection is made lazily, on the first call.
     pub fn connect(endpoint: &str) -> Result<Self> {
-        let channel = internal_endpoint(endpoint, Duration::from_secs(2))
-            .map_err(|e| AuthError::invalid("auth-endpoint", format!("{endpoint:?}: {e}")))?
-            .timeout(REMOTE_TIMEOUT)
-            .connect_lazy();
+        let channel = internal_endpoint(
+            endpoint,
+            vectron_proto::channel::Role::Auth,
+            Duration::from_secs(2),
+        )
+        .map_err(|e| AuthError::invalid("auth-endpoint", format!("{endpoint:?}: {e}")))?
+        .timeout(REMOTE_TIMEOUT)
+        .connect_lazy();
         Ok(AuthHandle::Remote(AuthClient::new(channel)))
     }
 

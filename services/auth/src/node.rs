@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tonic::transport::server::TcpIncoming;
 use tracing::{info, warn};
 use vectron_pd::PdClient;
 
@@ -156,12 +155,14 @@ pub async fn run(config: AuthConfig, shutdown: impl Future<Output = ()>) -> Resu
     }
     let addr = config.listen_addr;
     let serve_error = |message: String| AuthError::Serve { addr, message };
-    let incoming = TcpIncoming::bind(addr)
-        .map_err(|e| serve_error(format!("cannot listen: {e}")))?
-        .with_nodelay(Some(true));
+    let (_, incoming) = vectron_tls::bind(addr, vectron_tls::current())
+        .map_err(|e| serve_error(format!("cannot listen: {e}")))?;
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let mut server = tokio::spawn(
         tonic::transport::Server::builder()
+            .layer(vectron_tls::AuthorizeLayer::new(
+                vectron_tls::ServerKind::Auth,
+            ))
             .add_service(AuthService::server(core.clone()))
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = stop_rx.wait_for(|stop| *stop).await;
@@ -245,7 +246,7 @@ mod tests {
         let core =
             Arc::new(AuthCore::new(AuthStore::memory(), &[9u8; 32], DEFAULT_TOKEN_TTL).unwrap());
         assert!(core.bootstrap_admin("admin-password").await.unwrap());
-        let incoming = TcpIncoming::bind("127.0.0.1:0".parse().unwrap())
+        let incoming = tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().unwrap())
             .unwrap()
             .with_nodelay(Some(true));
         let addr = incoming.local_addr().unwrap();

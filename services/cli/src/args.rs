@@ -18,6 +18,28 @@ pub struct Cli {
     /// auth and Raft peers) leave from this local IP address.
     #[arg(long, global = true, env = "VECTRON_OUTBOUND_IP")]
     pub outbound_ip: Option<IpAddr>,
+    #[command(flatten)]
+    pub internal_tls: InternalTlsArgs,
+}
+
+/// How this process secures internal traffic (PD, workers, auth, Raft).
+/// PD, worker, auth and gateway processes need either all three files or
+/// `--insecure-internal`; `dev`, `playground` and `chaos` make their own CA.
+#[derive(Debug, Clone, Args)]
+pub struct InternalTlsArgs {
+    /// CA certificate (PEM) every internal peer's certificate must chain to.
+    #[arg(long, global = true, env = "VECTRON_INTERNAL_CA")]
+    pub internal_ca: Option<PathBuf>,
+    /// This process's certificate (PEM), naming its role (`vectron cert issue`).
+    #[arg(long, global = true, env = "VECTRON_INTERNAL_CERT")]
+    pub internal_cert: Option<PathBuf>,
+    /// This process's private key (PEM).
+    #[arg(long, global = true, env = "VECTRON_INTERNAL_KEY")]
+    pub internal_key: Option<PathBuf>,
+    /// Serve and call internal ports in plaintext, trusting every caller.
+    /// For local experiments only: anyone who reaches a port owns the cluster.
+    #[arg(long, global = true, env = "VECTRON_INSECURE_INTERNAL")]
+    pub insecure_internal: bool,
 }
 
 /// The roles and tools of the `vectron` binary.
@@ -40,8 +62,52 @@ pub enum Command {
     /// Break a local multi-process cluster on a seeded schedule while clients
     /// read and write, then check the history for linearizability.
     Chaos(ChaosArgs),
+    /// Create a private CA and issue internal certificates for a deployment.
+    #[command(subcommand)]
+    Cert(CertCommand),
     /// Print the version.
     Version,
+}
+
+/// `vectron cert`.
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Create a CA: writes ca.pem and ca.key (mode 0600) into --dir.
+    Ca {
+        /// Directory for the CA's files.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Replace a CA already in --dir (every certificate it issued stops
+        /// being trusted once processes load the new ca.pem).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue a certificate from the CA in --dir.
+    Issue(CertIssueArgs),
+}
+
+/// `vectron cert issue`.
+#[derive(Debug, Args)]
+pub struct CertIssueArgs {
+    /// Directory holding the CA (ca.pem, ca.key).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// File name of the certificate: writes <name>.pem and <name>.key.
+    #[arg(long)]
+    pub name: String,
+    /// Roles the certificate names: pd, worker, auth, gateway, operator, admin
+    /// (comma-separated or repeated).
+    #[arg(long = "role", required = true, value_delimiter = ',')]
+    pub roles: Vec<vectron_tls::Role>,
+    /// Extra host name or IP address the certificate is valid for (repeatable).
+    #[arg(long = "host")]
+    pub hosts: Vec<String>,
+    /// Validity in days.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(i64).range(1..=3650))]
+    pub days: i64,
+    /// Directory to write into (defaults to --dir).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 fn host_port(value: &str) -> Result<String, String> {

@@ -1,7 +1,10 @@
 //! `vectron dev`: PD, one worker, auth and the gateway in one process over one
 //! data dir, replication factor 1. The internal PD and worker ports are
 //! picked once and remembered in the data dir, so a restart finds its data
-//! and its own address again. Does I/O (files, loopback sockets).
+//! and its own address again. Internal traffic (gateway to worker, worker
+//! to PD) is mutual TLS with a CA made in `<data-dir>/tls` (kept across
+//! restarts), which also holds an `admin` certificate for local tools.
+//! Does I/O (files, loopback sockets).
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -13,6 +16,8 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 use vectron_auth::{AuthCore, AuthHandle, AuthStore};
 use vectron_gateway::{Access, GatewayConfig};
+
+use vectron_tls::Role;
 
 use crate::args::DevArgs;
 use crate::run::{RunError, admin_password, shutdown_signal};
@@ -54,7 +59,7 @@ fn addr(port: u16) -> SocketAddr {
 }
 
 /// Runs `vectron dev` until SIGINT/SIGTERM.
-pub async fn run(args: DevArgs) -> Result<(), RunError> {
+pub async fn run(args: DevArgs, tls_chosen: bool) -> Result<(), RunError> {
     if args.auth {
         info!("vectron dev: auth is ON; requests need a JWT or an API key");
     } else {
@@ -71,6 +76,19 @@ pub async fn run(args: DevArgs) -> Result<(), RunError> {
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| RunError::Dev(format!("cannot create {}: {e}", data_dir.display())))?;
     let ports = ports(&data_dir)?;
+    if !tls_chosen {
+        // One process, one identity naming every role it plays; `admin` is
+        // for local tools (`vectron bench --target worker`, scripts).
+        let tls_dir = data_dir.join("tls");
+        crate::internal_tls::install_local(
+            &tls_dir,
+            &[
+                ("dev", &[Role::Pd, Role::Worker, Role::Auth, Role::Gateway]),
+                ("admin", &[Role::Admin]),
+            ],
+            "dev",
+        )?;
+    }
     let pd_addr = addr(ports.pd);
     let pd_endpoints = vec![pd_addr.to_string()];
     let raft_timing = vectron_config::RaftTiming {

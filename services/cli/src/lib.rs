@@ -5,5 +5,6 @@ pub mod args;
 pub mod bench;
 pub mod chaos;
 pub mod dev;
+pub mod internal_tls;
 pub mod playground;
 pub mod run;

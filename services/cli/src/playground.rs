@@ -3,7 +3,9 @@
 //! `vectron gateway` as child processes of the current binary, waits until
 //! the gateway can serve and every worker is registered, prints every
 //! address and PID, and stops them all on SIGINT/SIGTERM. A child that dies
-//! (say, killed by a test) is reported and left down. Does process and
+//! (say, killed by a test) is reported and left down. Internal traffic is
+//! mutual TLS: the CA and every process's certificate are made in
+//! `<data-dir>/tls` (the CA is kept across runs). Does process and
 //! network I/O.
 
 use std::path::{Path, PathBuf};
@@ -14,7 +16,9 @@ use tokio::process::{Child, Command};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::args::PlaygroundArgs;
+use vectron_tls::Role;
+
+use crate::args::{InternalTlsArgs, PlaygroundArgs};
 use crate::run::{RunError, shutdown_signal};
 
 /// One child process.
@@ -86,7 +90,7 @@ fn loopback(port: u32) -> Result<String, RunError> {
 }
 
 /// Runs the playground until SIGINT/SIGTERM.
-pub async fn run(args: PlaygroundArgs) -> Result<(), RunError> {
+pub async fn run(args: PlaygroundArgs, tls: InternalTlsArgs) -> Result<(), RunError> {
     let exe = std::env::current_exe()
         .map_err(|e| RunError::Playground(format!("cannot find the vectron binary: {e}")))?;
     let data_dir = args.data_dir.clone();
@@ -107,6 +111,37 @@ pub async fn run(args: PlaygroundArgs) -> Result<(), RunError> {
         .collect::<Vec<_>>()
         .join(",");
     let pd_endpoints = pd_addrs.join(",");
+
+    let tls_dir = data_dir.join("tls");
+    if crate::internal_tls::files(&tls)?.is_some() {
+        return Err(RunError::Playground(
+            "the playground makes its own CA and certificates; give no --internal-* flags (or --insecure-internal)".into(),
+        ));
+    }
+    if !tls.insecure_internal {
+        let pd_names: Vec<String> = (1..=args.pd).map(|i| format!("pd-{i}")).collect();
+        let worker_names: Vec<String> = (1..=args.workers).map(|j| format!("worker-{j}")).collect();
+        let mut members: Vec<(&str, &[Role])> = vec![
+            ("auth", &[Role::Auth]),
+            ("gateway", &[Role::Gateway]),
+            ("admin", &[Role::Admin]),
+        ];
+        members.extend(pd_names.iter().map(|n| (n.as_str(), &[Role::Pd][..])));
+        members.extend(
+            worker_names
+                .iter()
+                .map(|n| (n.as_str(), &[Role::Worker][..])),
+        );
+        crate::internal_tls::install_local(&tls_dir, &members, "admin")?;
+    }
+    // The flags giving child `name` its identity (or plaintext).
+    let identity = |name: &str| -> Vec<String> {
+        if tls.insecure_internal {
+            vec!["--insecure-internal".to_owned()]
+        } else {
+            crate::internal_tls::child_flags(&tls_dir, name)
+        }
+    };
 
     let mut procs: Vec<Proc> = Vec::new();
     let s = |v: &str| v.to_owned();
@@ -131,7 +166,10 @@ pub async fn run(args: PlaygroundArgs) -> Result<(), RunError> {
                 dir.display().to_string(),
                 s("--metrics-addr"),
                 metrics,
-            ],
+            ]
+            .into_iter()
+            .chain(identity(&format!("pd-{id}")))
+            .collect::<Vec<_>>(),
         )?);
     }
     for j in 1..=args.workers {
@@ -153,7 +191,10 @@ pub async fn run(args: PlaygroundArgs) -> Result<(), RunError> {
                 pd_endpoints.clone(),
                 s("--data-dir"),
                 dir.display().to_string(),
-            ],
+            ]
+            .into_iter()
+            .chain(identity(&name))
+            .collect::<Vec<_>>(),
         )?);
     }
     let mut gateway_args = vec![
@@ -181,11 +222,13 @@ pub async fn run(args: PlaygroundArgs) -> Result<(), RunError> {
         if let Some(file) = &args.admin_password_file {
             auth_args.extend([s("--admin-password-file"), file.display().to_string()]);
         }
+        auth_args.extend(identity("auth"));
         procs.push(spawn(&exe, &logs, "auth", auth_addr.clone(), &auth_args)?);
         gateway_args.extend([s("--auth-endpoint"), auth_addr.clone()]);
     } else {
         gateway_args.push(s("--no-auth"));
     }
+    gateway_args.extend(identity("gateway"));
     procs.push(spawn(&exe, &logs, "gateway", http.clone(), &gateway_args)?);
 
     let auth_to_wait_for = args.auth.then_some(auth_addr.as_str());
@@ -208,6 +251,14 @@ pub async fn run(args: PlaygroundArgs) -> Result<(), RunError> {
         .collect();
     println!("  PD metrics {}", pd_metrics.join(" "));
     println!("  data {}  logs {}", data_dir.display(), logs.display());
+    if tls.insecure_internal {
+        println!("  internal ports: PLAINTEXT (--insecure-internal)");
+    } else {
+        println!(
+            "  internal ports: mutual TLS; CA and certificates in {} (admin.pem/admin.key for tools)",
+            tls_dir.display()
+        );
+    }
     println!("Press Ctrl-C to stop.");
 
     let mut tick = tokio::time::interval(Duration::from_secs(1));

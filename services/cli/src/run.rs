@@ -73,19 +73,34 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         })?;
         info!(%ip, "internal connections leave from this address");
     }
+    let need = match &cli.command {
+        Command::Pd(_) | Command::Worker(_) | Command::Auth(_) | Command::Gateway(_) => {
+            crate::internal_tls::Need::Server
+        }
+        _ => crate::internal_tls::Need::Optional,
+    };
+    let tls_chosen = crate::internal_tls::install(&cli.internal_tls, need)?;
     match cli.command {
+        Command::Cert(command) => crate::internal_tls::run_cert(command),
         Command::Version => {
             println!("{}", version_line());
             Ok(())
         }
         Command::Pd(args) => run_pd(args).await,
-        Command::Dev(args) => crate::dev::run(args).await,
-        Command::Playground(args) => crate::playground::run(args).await,
+        Command::Dev(args) => crate::dev::run(args, tls_chosen).await,
+        Command::Playground(args) => crate::playground::run(args, cli.internal_tls).await,
         Command::Worker(args) => run_worker(args).await,
         Command::Auth(args) => run_auth(args).await,
         Command::Gateway(args) => run_gateway(args).await,
         Command::Bench(args) => Ok(crate::bench::run(args).await?),
-        Command::Chaos(args) => Ok(crate::chaos::run(args).await?),
+        Command::Chaos(args) => {
+            if crate::internal_tls::files(&cli.internal_tls)?.is_some() {
+                return Err(RunError::Input(
+                    "vectron chaos makes its own CA and certificates; give no --internal-* flags (or --insecure-internal)".into(),
+                ));
+            }
+            Ok(crate::chaos::run(args, cli.internal_tls.insecure_internal).await?)
+        }
     }
 }
 

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tracing::debug;
-use vectron_proto::channel::internal_endpoint;
+use vectron_proto::channel::{Role, internal_endpoint};
 use vectron_proto::common::v1::ErrorReason;
 use vectron_proto::error_detail;
 use vectron_proto::pd::v1 as pd;
@@ -217,7 +217,7 @@ impl Dispatcher {
         let channel = match channels.get(addr) {
             Some(channel) => channel.clone(),
             None => {
-                let channel = internal_endpoint(addr, Duration::from_secs(1))
+                let channel = internal_endpoint(addr, Role::Worker, Duration::from_secs(1))
                     .map_err(|e| ApiError::unavailable(format!("bad worker address {addr}: {e}")))?
                     .connect_lazy();
                 channels.insert(addr.to_owned(), channel.clone());

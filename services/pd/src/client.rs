@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
-use vectron_proto::channel::internal_endpoint;
+use vectron_proto::channel::{Role, internal_endpoint};
 use vectron_proto::common::v1::ErrorReason;
 use vectron_proto::error_detail;
 use vectron_proto::pd::v1::placement_driver_client::PlacementDriverClient;
@@ -90,7 +90,7 @@ pub struct PdClient {
 }
 
 fn channel(addr: &str) -> Result<Channel, PdClientError> {
-    internal_endpoint(addr, Duration::from_secs(2))
+    internal_endpoint(addr, Role::Pd, Duration::from_secs(2))
         .map_err(|_| PdClientError::BadEndpoint(addr.to_owned()))
         .map(|e| e.connect_lazy())
 }

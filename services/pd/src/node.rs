@@ -153,7 +153,8 @@ pub async fn run(
     let state_machine =
         PdStateMachine::open(db.clone()).map_err(|e| NodeError::Raft(e.to_string()))?;
     let state = state_machine.shared();
-    let network = GrpcNetworkFactory::new(PD_GROUP, ChannelPool::default());
+    let network =
+        GrpcNetworkFactory::new(PD_GROUP, ChannelPool::new(vectron_proto::channel::Role::Pd));
     let raft = PdRaft::new(
         config.node_id,
         raft_config,
@@ -179,11 +180,13 @@ pub async fn run(
 
     // Without TCP_NODELAY small Raft and API messages wait on delayed ACKs
     // (tens of milliseconds per round trip).
-    let incoming = tonic::transport::server::TcpIncoming::bind(config.listen_addr)
-        .map_err(|e| NodeError::Config(format!("cannot listen on {}: {e}", config.listen_addr)))?
-        .with_nodelay(Some(true));
+    let (_, incoming) = vectron_tls::bind(config.listen_addr, vectron_tls::current())
+        .map_err(|e| NodeError::Config(format!("cannot listen on {}: {e}", config.listen_addr)))?;
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let server = tonic::transport::Server::builder()
+        .layer(vectron_tls::AuthorizeLayer::new(
+            vectron_tls::ServerKind::Pd,
+        ))
         .add_service(RaftService::server(registry))
         .add_service(PlacementDriverServer::new(PdService::new(core.clone())))
         .serve_with_incoming_shutdown(incoming, async move {

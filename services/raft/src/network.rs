@@ -23,7 +23,7 @@ use openraft::raft::{
 use openraft::{BasicNode, SnapshotSegmentId};
 use prost::Message;
 use tonic::transport::Channel;
-use vectron_proto::channel::internal_endpoint;
+use vectron_proto::channel::{Role, internal_endpoint};
 use vectron_proto::raft::v1 as pb;
 use vectron_proto::raft::v1::raft_client::RaftClient;
 
@@ -88,13 +88,25 @@ pub enum TransportError {
 
 /// gRPC channels to peers, keyed by address, shared by every group of a node,
 /// and the latest known address of each peer node.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ChannelPool {
+    peer: Role,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     addresses: Arc<Mutex<HashMap<u64, String>>>,
 }
 
 impl ChannelPool {
+    /// An empty pool of channels to peers of role `peer` (PD nodes for PD's
+    /// group, workers for shard groups): under mutual TLS a peer must prove
+    /// that role.
+    pub fn new(peer: Role) -> ChannelPool {
+        ChannelPool {
+            peer,
+            channels: Arc::default(),
+            addresses: Arc::default(),
+        }
+    }
+
     /// Records where `node` is now; it overrides the address in any group's
     /// membership, which openraft never updates after the node was added.
     pub fn set_address(&self, node: u64, addr: &str) {
@@ -127,7 +139,7 @@ impl ChannelPool {
         if let Some(channel) = channels.get(addr) {
             return Ok(channel.clone());
         }
-        let endpoint = internal_endpoint(addr, CONNECT_TIMEOUT)
+        let endpoint = internal_endpoint(addr, self.peer, CONNECT_TIMEOUT)
             .map_err(|e| TransportError::BadAddress {
                 addr: addr.to_owned(),
                 reason: e.to_string(),
@@ -328,7 +340,7 @@ mod tests {
 
     #[test]
     fn a_recorded_address_overrides_the_membership() {
-        let pool = ChannelPool::default();
+        let pool = ChannelPool::new(Role::Worker);
         assert_eq!(pool.address_of(3, "10.0.0.1:7500"), "10.0.0.1:7500");
         pool.set_address(3, "10.0.0.9:7500");
         assert_eq!(pool.address_of(3, "10.0.0.1:7500"), "10.0.0.9:7500");

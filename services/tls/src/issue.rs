@@ -197,6 +197,32 @@ pub fn write_private(path: &Path, contents: &str) -> Result<(), TlsError> {
     fs::rename(&temporary, path).map_err(write_error)
 }
 
+/// Makes the key material of a cluster run on one machine (`vectron dev`,
+/// `vectron playground`, `vectron chaos`, tests) in `dir`: the CA already
+/// there (`ca.pem` + `ca.key`) or a new one, and a fresh certificate for
+/// each `(name, roles)` member, valid for loopback addresses, written as
+/// `<name>.pem` / `<name>.key`. Every file is 0600.
+pub fn local_pki(dir: &Path, members: &[(&str, &[Role])]) -> Result<(), TlsError> {
+    let (ca_cert, ca_key) = (dir.join("ca.pem"), dir.join("ca.key"));
+    let ca = if ca_cert.exists() && ca_key.exists() {
+        Authority::load(&ca_cert, &ca_key)?
+    } else {
+        let ca = Authority::generate()?;
+        ca.write(dir)?;
+        ca
+    };
+    for (name, roles) in members {
+        ca.issue(&CertRequest {
+            common_name: (*name).to_owned(),
+            roles: roles.to_vec(),
+            hosts: vec!["localhost".into(), "127.0.0.1".into()],
+            days: 365,
+        })?
+        .write(dir, name)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,7 @@ pub mod security;
 
 pub use authorize::AuthorizeLayer;
 pub use incoming::{Incoming, InternalIo, PeerInfo, bind};
-pub use issue::{Authority, CertRequest, IssuedCert, write_private};
+pub use issue::{Authority, CertRequest, IssuedCert, local_pki, write_private};
 pub use material::{Identity, TlsFiles};
 pub use policy::ServerKind;
 pub use role::{Role, RoleSet, roles_of};

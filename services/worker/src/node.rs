@@ -198,11 +198,15 @@ pub async fn run(
 
     let replicas: Replicas = Arc::new(RwLock::new(HashMap::new()));
     let registry = Arc::new(GroupRegistry::<ShardTypeConfig>::default());
-    let incoming = tonic::transport::server::TcpIncoming::bind(config.listen_addr)
-        .map_err(|e| WorkerError::Config(format!("cannot listen on {}: {e}", config.listen_addr)))?
-        .with_nodelay(Some(true));
+    let (_, incoming) =
+        vectron_tls::bind(config.listen_addr, vectron_tls::current()).map_err(|e| {
+            WorkerError::Config(format!("cannot listen on {}: {e}", config.listen_addr))
+        })?;
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let server = tonic::transport::Server::builder()
+        .layer(vectron_tls::AuthorizeLayer::new(
+            vectron_tls::ServerKind::Worker,
+        ))
         .add_service(RaftService::server(registry.clone()))
         .add_service(
             WorkerServer::new(WorkerService::new(replicas.clone()))
@@ -214,7 +218,7 @@ pub async fn run(
         });
     let server = tokio::spawn(server);
 
-    let pool = ChannelPool::default();
+    let pool = ChannelPool::new(vectron_proto::channel::Role::Worker);
     let lease = Duration::from_millis(raft_config.election_timeout_max);
     let converge = Converger {
         db,

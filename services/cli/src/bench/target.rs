@@ -399,11 +399,18 @@ impl Worker {
                         epoch: shard.epoch,
                     };
                     for replica in &shard.replicas {
-                        let Ok(client) =
-                            WorkerClient::connect(format!("http://{}", replica.addr)).await
-                        else {
+                        let channel = match vectron_proto::channel::internal_endpoint(
+                            &replica.addr,
+                            vectron_proto::channel::Role::Worker,
+                            Duration::from_secs(2),
+                        ) {
+                            Ok(endpoint) => endpoint.connect().await,
+                            Err(e) => Err(e),
+                        };
+                        let Ok(channel) = channel else {
                             continue;
                         };
+                        let client = WorkerClient::new(channel);
                         let mut client = client
                             .max_decoding_message_size(64 << 20)
                             .max_encoding_message_size(64 << 20);

@@ -15,6 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
+use vectron_tls::Role as TlsRole;
 
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
@@ -66,6 +67,10 @@ pub struct ClusterSpec {
     pub heartbeat_ms: u64,
     /// Plant the stale-read bug in the gateway (the checker's self-test).
     pub plant_stale_reads: bool,
+    /// Run internal traffic in plaintext (`--insecure-internal`); otherwise
+    /// every member gets a certificate from a CA made in the run's `tls`
+    /// directory and the runner's own clients use its `admin` certificate.
+    pub insecure_internal: bool,
 }
 
 /// A running cluster.
@@ -129,6 +134,31 @@ impl Cluster {
             "--raft-election-max-ms".to_owned(),
             spec.election_ms.1.to_string(),
         ];
+        let tls_dir = dir.join("tls");
+        if !spec.insecure_internal {
+            let pd_names: Vec<String> = (1..=spec.pd).map(|i| format!("pd-{i}")).collect();
+            let worker_names: Vec<String> =
+                (1..=spec.workers).map(|j| format!("worker-{j}")).collect();
+            let mut certs: Vec<(&str, &[TlsRole])> = vec![
+                ("gateway", &[TlsRole::Gateway]),
+                ("admin", &[TlsRole::Admin]),
+            ];
+            certs.extend(pd_names.iter().map(|n| (n.as_str(), &[TlsRole::Pd][..])));
+            certs.extend(
+                worker_names
+                    .iter()
+                    .map(|n| (n.as_str(), &[TlsRole::Worker][..])),
+            );
+            crate::internal_tls::install_local(&tls_dir, &certs, "admin")
+                .map_err(|e| ChaosError::Cluster(e.to_string()))?;
+        }
+        let identity = |name: &str| -> Vec<String> {
+            if spec.insecure_internal {
+                vec!["--insecure-internal".to_owned()]
+            } else {
+                crate::internal_tls::child_flags(&tls_dir, name)
+            }
+        };
         let s = |v: &str| v.to_owned();
         let mut members = Vec::new();
         let mut proxies: Vec<(IpAddr, String, String)> = Vec::new();
@@ -155,6 +185,7 @@ impl Cluster {
                 s("3600"),
             ];
             args.extend(timing.iter().cloned());
+            args.extend(identity(&format!("pd-{id}")));
             proxies.push((ip, addr.clone(), private));
             members.push(Member::new(
                 &logs,
@@ -190,6 +221,7 @@ impl Cluster {
                 s("200"),
             ];
             args.extend(timing.iter().cloned());
+            args.extend(identity(&name));
             proxies.push((ip, addr.clone(), private));
             members.push(Member::new(&logs, &name, Role::Worker, &addr, ip, args));
         }
@@ -212,6 +244,7 @@ impl Cluster {
         if spec.plant_stale_reads {
             gateway.push(s("--plant-stale-strong-reads"));
         }
+        gateway.extend(identity("gateway"));
         members.push(Member::new(
             &logs,
             "gateway",

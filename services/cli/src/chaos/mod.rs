@@ -171,7 +171,7 @@ fn pd_target(cluster: &Cluster, injected: &Injected) -> bool {
 }
 
 /// Runs `vectron chaos` as described on the module.
-pub async fn run(args: ChaosArgs) -> Result<(), ChaosError> {
+pub async fn run(args: ChaosArgs, insecure_internal: bool) -> Result<(), ChaosError> {
     let mix = faults::mix(&args.mix)?;
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
@@ -226,6 +226,7 @@ pub async fn run(args: ChaosArgs) -> Result<(), ChaosError> {
         election_ms: (args.election_min_ms, args.election_max_ms),
         heartbeat_ms: args.heartbeat_ms,
         plant_stale_reads: args.plant_stale_reads,
+        insecure_internal,
     };
     let mut cluster = Cluster::start(&spec, &dir).await?;
     let outcome = drive(&args, mix, seed, &mut cluster, &dir, &checker_dir).await;

@@ -134,11 +134,17 @@ pub fn percentiles(values: &[f64]) -> (f64, f64, f64) {
 
 /// A digest of one replica's points (ids and payloads).
 async fn replica_digest(addr: &str, shard: &pd::Shard) -> Option<(u64, usize)> {
-    let mut client =
-        vectron_proto::worker::v1::worker_client::WorkerClient::connect(format!("http://{addr}"))
-            .await
-            .ok()?
-            .max_decoding_message_size(64 * 1024 * 1024);
+    let channel = vectron_proto::channel::internal_endpoint(
+        addr,
+        vectron_proto::channel::Role::Worker,
+        std::time::Duration::from_secs(2),
+    )
+    .ok()?
+    .connect()
+    .await
+    .ok()?;
+    let mut client = vectron_proto::worker::v1::worker_client::WorkerClient::new(channel)
+        .max_decoding_message_size(64 * 1024 * 1024);
     let mut after = None;
     let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
     loop {

@@ -195,6 +195,7 @@ impl Playground {
             .find(|&b| ports_free(b, 40))
             .expect("a free block of 40 loopback ports");
         let dir = tempfile::tempdir().expect("temp dir");
+        crate::harness::seed_ca(&dir.path().join("pg"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_vectron"))
             .args([
                 "playground",

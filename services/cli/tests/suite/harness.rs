@@ -16,13 +16,103 @@ use vectron_pd::{PdClient, PdClientOptions};
 use vectron_proto::pd::v1 as pb;
 use vectron_proto::pd::v1::placement_driver_client::PlacementDriverClient;
 
+/// The directory holding the suite's CA and one certificate per role
+/// (`pd`, `worker`, `auth`, `gateway`, `admin`), made once per test process
+/// under cargo's per-target temporary directory. The first call also makes
+/// `admin` this process's internal identity, so the tests' own PD and
+/// worker clients speak mutual TLS to the processes they start.
+pub fn suite_pki() -> &'static Path {
+    use std::sync::OnceLock;
+    use vectron_tls::Role;
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("suite-pki");
+        vectron_tls::local_pki(
+            &dir,
+            &[
+                ("pd", &[Role::Pd]),
+                ("worker", &[Role::Worker]),
+                ("auth", &[Role::Auth]),
+                ("gateway", &[Role::Gateway]),
+                ("admin", &[Role::Admin]),
+            ],
+        )
+        .expect("the suite's certificates");
+        let admin = vectron_tls::Identity::load(vectron_tls::TlsFiles::in_dir(&dir, "admin"))
+            .expect("the suite's admin identity");
+        // Another harness in this process may have installed it already.
+        let _ = vectron_tls::install(vectron_tls::Security::Mutual(std::sync::Arc::new(admin)));
+        dir
+    })
+}
+
+/// The internal-TLS flags for a `vectron <role>` child with the suite
+/// certificate of that role.
+pub fn identity_flags(role: &str) -> Vec<String> {
+    let files = vectron_tls::TlsFiles::in_dir(suite_pki(), role);
+    vec![
+        "--internal-ca".into(),
+        files.ca.display().to_string(),
+        "--internal-cert".into(),
+        files.cert.display().to_string(),
+        "--internal-key".into(),
+        files.key.display().to_string(),
+    ]
+}
+
+/// Puts the suite's CA into `<data_dir>/tls` so that `vectron dev` or
+/// `vectron playground` over `data_dir` issues its certificates from it
+/// and trusts the suite's admin certificate.
+pub fn seed_ca(data_dir: &Path) {
+    let pki = suite_pki();
+    let tls = data_dir.join("tls");
+    std::fs::create_dir_all(&tls).expect("tls dir");
+    for file in ["ca.pem", "ca.key"] {
+        std::fs::copy(pki.join(file), tls.join(file)).expect("copy the suite CA");
+    }
+}
+
+/// The flags a `vectron <args>` child needs for internal TLS: a server role
+/// gets the suite certificate of its role; `dev` and `playground` get the
+/// suite CA seeded into their data dir.
+fn internal_tls_for(args: &[String]) -> Vec<String> {
+    match args.first().map(String::as_str) {
+        Some(role @ ("pd" | "worker" | "auth" | "gateway")) => identity_flags(role),
+        Some("dev" | "playground") => {
+            if let Some(dir) = args
+                .iter()
+                .position(|a| a == "--data-dir")
+                .and_then(|i| args.get(i + 1))
+            {
+                seed_ca(Path::new(dir));
+            }
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// A channel to the internal server of role `peer` at `addr`, with this
+/// process's identity.
+pub async fn internal_channel(
+    addr: &str,
+    peer: vectron_tls::Role,
+) -> Option<tonic::transport::Channel> {
+    suite_pki();
+    vectron_proto::channel::internal_endpoint(addr, peer, Duration::from_secs(2))
+        .ok()?
+        .connect()
+        .await
+        .ok()
+}
+
 /// A client of the worker at `addr`, with room for large batches and results.
 pub async fn worker_client(
     addr: &str,
 ) -> Option<vectron_proto::worker::v1::worker_client::WorkerClient<tonic::transport::Channel>> {
-    vectron_proto::worker::v1::worker_client::WorkerClient::connect(format!("http://{addr}"))
+    internal_channel(addr, vectron_tls::Role::Worker)
         .await
-        .ok()
+        .map(vectron_proto::worker::v1::worker_client::WorkerClient::new)
         .map(|c| {
             c.max_decoding_message_size(64 * 1024 * 1024)
                 .max_encoding_message_size(64 * 1024 * 1024)
@@ -99,8 +189,14 @@ impl VectronProcess {
             .append(true)
             .open(&self.log)
             .expect("open process log");
+        let args: Vec<String> = args
+            .into_iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect();
+        let tls = internal_tls_for(&args);
         let child = Command::new(env!("CARGO_BIN_EXE_vectron"))
-            .args(args)
+            .args(&args)
+            .args(tls)
             .env("RUST_LOG", "info,openraft=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -193,6 +289,7 @@ impl PdNode {
 
     /// A client that only knows this node (it still follows leader hints).
     pub fn client(&self) -> PdClient {
+        suite_pki();
         PdClient::with_options(
             std::slice::from_ref(&self.addr),
             PdClientOptions {
@@ -205,9 +302,8 @@ impl PdNode {
 
     /// This node's own view of the cluster (answered locally).
     pub async fn members(&self) -> Option<pb::GetMembersResponse> {
-        let mut client = PlacementDriverClient::connect(format!("http://{}", self.addr))
-            .await
-            .ok()?;
+        let mut client =
+            PlacementDriverClient::new(internal_channel(&self.addr, vectron_tls::Role::Pd).await?);
         let request = tonic::Request::new(pb::GetMembersRequest {});
         tokio::time::timeout(Duration::from_secs(2), client.get_members(request))
             .await
@@ -318,6 +414,7 @@ impl PdCluster {
 
     /// A client over every running node.
     pub fn client(&self) -> PdClient {
+        suite_pki();
         PdClient::with_options(
             &self.endpoints(),
             PdClientOptions {

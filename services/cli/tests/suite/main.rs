@@ -7,6 +7,7 @@ mod cluster_harness;
 mod front_door;
 mod gateway_dev;
 mod harness;
+mod internal_tls;
 mod pd_cluster;
 mod playground;
 mod readme_walkthrough;

@@ -57,7 +57,7 @@ async fn a_node_refuses_raft_requests_meant_for_another_node() {
         NODE,
         &assignment,
         config,
-        ChannelPool::default(),
+        ChannelPool::new(vectron_proto::channel::Role::Worker),
     )
     .await
     .expect("open replica");
