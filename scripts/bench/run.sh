@@ -39,6 +39,10 @@ done
 pd="127.0.0.1:$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["pd"])' "$data/dev-ports.json")"
 
 echo "== vectron bench"
-"$vectron" bench --dataset "$dataset" \
+# The worker target talks to the worker's internal port: with the admin
+# certificate `vectron dev` made in its data dir.
+tls="$data/tls"
+"$vectron" bench --internal-ca "$tls/ca.pem" --internal-cert "$tls/admin.pem" --internal-key "$tls/admin.key" \
+  --dataset "$dataset" \
   --target hnsw-rs --target "worker=$pd" --target "grpc=http://127.0.0.1:$grpc" --target "rest=http://127.0.0.1:$http" \
   --json "$out/vectron.json" "$@"
