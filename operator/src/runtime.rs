@@ -178,6 +178,21 @@ async fn try_lease(api: &Api<Lease>, identity: &str) -> Result<bool, kube::Error
     Ok(true)
 }
 
+/// The operator's own namespace: `POD_NAMESPACE` (the chart sets it), else
+/// the service account's namespace file, else `default`.
+fn operator_namespace() -> String {
+    std::env::var("POD_NAMESPACE")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+                .ok()
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty())
+        })
+        .unwrap_or_else(|| "default".into())
+}
+
 async fn lead(client: Client) -> Result<(), RunError> {
     let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into());
     let identity = std::env::var("POD_NAME").unwrap_or_else(|_| "vectron-operator".into());
@@ -246,6 +261,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
             client: client.clone(),
             placement: Box::new(|endpoint: &str| GrpcPlacement::new(endpoint)),
             now: reconcile::system_now,
+            operator_namespace: operator_namespace(),
             events: Some(kube::runtime::events::Recorder::new(
                 client.clone(),
                 kube::runtime::events::Reporter {

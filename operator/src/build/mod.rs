@@ -50,6 +50,9 @@ pub struct BuildInput {
     pub spec: VectronClusterSpec,
     /// Facts kept from earlier reconciles.
     pub kept: Kept,
+    /// The namespace the operator runs in (its pods alone may reach PD
+    /// from outside the cluster's own pods).
+    pub operator_namespace: String,
 }
 
 /// Facts of an existing cluster that later reconciles must reuse: changing

@@ -8,6 +8,7 @@
 use serde_json::{Value, json};
 
 use super::{BuildInput, Desired, pod, ports, typed};
+use crate::crd::ServiceType;
 use crate::labels::{self, COMPONENT, Component, INSTANCE, NAME};
 
 fn budget(input: &BuildInput, component: Component, rule: Value) -> Value {
@@ -44,6 +45,23 @@ fn anyone() -> Value {
     json!({"namespaceSelector": {}})
 }
 
+/// The label every namespace carries with its own name.
+const NAMESPACE_NAME: &str = "kubernetes.io/metadata.name";
+
+/// Who may reach the gateway. Behind a LoadBalancer or NodePort Service
+/// clients come from outside the cluster, which `namespaceSelector` cannot
+/// match, so the API ports admit every source; behind a ClusterIP Service
+/// only pods can reach them. Metrics stay open to pods (scrapers) only.
+fn gateway_ingress(input: &BuildInput) -> Value {
+    let service = &input.spec.gateway.service;
+    let api_ports = json!([tcp(service.http_port), tcp(service.grpc_port)]);
+    let api = match service.type_ {
+        ServiceType::LoadBalancer | ServiceType::NodePort => json!({"ports": api_ports}),
+        ServiceType::ClusterIP => json!({"from": [anyone()], "ports": api_ports}),
+    };
+    json!([api, {"from": [anyone()], "ports": [tcp(ports::GATEWAY_METRICS)]}])
+}
+
 fn network_policy(input: &BuildInput, component: Component, ingress: Value) -> Value {
     json!({
         "apiVersion": "networking.k8s.io/v1",
@@ -71,11 +89,12 @@ pub(super) fn build(input: &BuildInput, desired: &mut Desired) {
         .disruption_budgets
         .extend(budgets.into_iter().map(typed));
 
+    // The operator's pods, in the operator's namespace only: a pod that
+    // carries the operator's label elsewhere is not the operator.
     let operator = json!({
-        "namespaceSelector": {},
+        "namespaceSelector": {"matchLabels": {NAMESPACE_NAME: input.operator_namespace}},
         "podSelector": {"matchLabels": {NAME: "vectron-operator"}},
     });
-    let service = &input.spec.gateway.service;
     let mut policies = vec![
         network_policy(
             input,
@@ -93,14 +112,7 @@ pub(super) fn build(input: &BuildInput, desired: &mut Desired) {
                 "ports": [tcp(ports::WORKER)],
             }]),
         ),
-        network_policy(
-            input,
-            Component::Gateway,
-            json!([{
-                "from": [anyone()],
-                "ports": [tcp(service.http_port), tcp(service.grpc_port), tcp(ports::GATEWAY_METRICS)],
-            }]),
-        ),
+        network_policy(input, Component::Gateway, gateway_ingress(input)),
     ];
     if input.spec.auth.enabled {
         policies.push(network_policy(

@@ -148,6 +148,7 @@ pub async fn reconcile<P: Placement>(
         uid: uid.clone(),
         spec,
         kept: kept.clone(),
+        operator_namespace: ctx.operator_namespace.clone(),
     };
     let endpoint = build::pd_endpoint(&input_for(spec.clone()));
     let placement = (ctx.placement)(&endpoint);

@@ -75,6 +75,7 @@ pub async fn reconcile<P: Placement>(
             uid: String::new(),
             spec: c.spec.clone(),
             kept: Default::default(),
+            operator_namespace: ctx.operator_namespace.clone(),
         }))
     });
     let has_finalizer = collection.finalizers().iter().any(|f| f == FINALIZER);

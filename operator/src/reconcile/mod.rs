@@ -23,6 +23,9 @@ pub struct Context<P: Placement> {
     pub now: fn() -> String,
     /// Publishes Kubernetes Events on phase changes; `None` publishes none.
     pub events: Option<kube::runtime::events::Recorder>,
+    /// The namespace the operator runs in: the only one whose operator pods
+    /// the clusters' NetworkPolicies admit to PD.
+    pub operator_namespace: String,
 }
 
 impl<P: Placement> Context<P> {

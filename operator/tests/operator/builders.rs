@@ -6,6 +6,7 @@
 use k8s_openapi::api::apps::v1::StatefulSet;
 use serde_json::{Value, json};
 use vectron_operator::build::{Desired, desired};
+use vectron_operator::crd::ServiceType;
 use vectron_operator::labels;
 
 use crate::fixtures;
@@ -334,8 +335,43 @@ fn network_policies_admit_only_the_traffic_the_design_needs() {
         pd["spec"]["ingress"][0]["from"][1]["podSelector"]["matchLabels"][labels::NAME],
         "vectron-operator"
     );
+    // The operator rule is pinned to the operator's namespace: a pod with
+    // the operator's label in any other namespace is not admitted.
+    assert_eq!(
+        pd["spec"]["ingress"][0]["from"][1]["namespaceSelector"],
+        json!({"matchLabels": {"kubernetes.io/metadata.name": "vectron-system"}})
+    );
     for policy in all.iter().filter(|o| o["kind"] == "NetworkPolicy") {
         assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));
+    }
+    // Behind a ClusterIP Service the gateway admits pods only.
+    let gateway = named(&all, "NetworkPolicy", "vec-gateway");
+    assert_eq!(
+        gateway["spec"]["ingress"][0]["from"],
+        json!([{"namespaceSelector": {}}])
+    );
+}
+
+#[test]
+fn a_gateway_behind_a_load_balancer_or_node_port_admits_clients_outside_the_cluster() {
+    for service_type in [ServiceType::LoadBalancer, ServiceType::NodePort] {
+        let mut input = fixtures::input("minimal.yaml");
+        input.spec.gateway.service.type_ = service_type;
+        let all = objects(&desired(&input));
+        let gateway = named(&all, "NetworkPolicy", "vec-gateway");
+        let api = &gateway["spec"]["ingress"][0];
+        // No `from`: every source, including addresses outside the cluster.
+        assert!(api.get("from").is_none(), "{service_type:?}: {api}");
+        assert_eq!(
+            api["ports"],
+            json!([{"protocol": "TCP", "port": input.spec.gateway.service.http_port},
+                   {"protocol": "TCP", "port": input.spec.gateway.service.grpc_port}])
+        );
+        // Metrics stay limited to pods.
+        assert_eq!(
+            gateway["spec"]["ingress"][1]["from"],
+            json!([{"namespaceSelector": {}}])
+        );
     }
 }
 

@@ -31,5 +31,6 @@ pub fn input(name: &str) -> BuildInput {
             admin_password: "test-admin-password".into(),
             ..Kept::default()
         },
+        operator_namespace: "vectron-system".into(),
     }
 }

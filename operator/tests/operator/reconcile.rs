@@ -99,6 +99,7 @@ fn context(client: Client, pd: &FakePd) -> Context<FakePd> {
         placement: Box::new(move |_endpoint| pd.clone()),
         now,
         events: None,
+        operator_namespace: "vectron-system".into(),
     }
 }
 

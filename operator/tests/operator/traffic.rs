@@ -111,6 +111,7 @@ fn context(client: Client, pd: &ReadyPd) -> Context<ReadyPd> {
         placement: Box::new(move |_| pd.clone()),
         now: || "2026-11-23T12:00:00Z".into(),
         events: None,
+        operator_namespace: "vectron-system".into(),
     }
 }
 

@@ -141,10 +141,89 @@ fn auth_names_an_unreadable_secret_file() {
             "127.0.0.1:0",
             "--jwt-secret-file",
             "/nonexistent/vectron/jwt-secret",
+            "--insecure-internal",
         ],
         &[],
     );
     assert!(!output.status.success());
     let err = stderr(&output);
     assert!(err.contains("/nonexistent/vectron/jwt-secret"), "{err}");
+}
+
+#[test]
+fn server_roles_refuse_to_start_without_an_internal_tls_choice() {
+    let output = vectron(&["worker", "--pd-endpoints", "127.0.0.1:1"], &[]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(
+        err.contains("--internal-ca") && err.contains("--insecure-internal"),
+        "{err}"
+    );
+    let partial = vectron(
+        &[
+            "pd",
+            "--node-id",
+            "1",
+            "--initial-members",
+            "1=127.0.0.1:1",
+            "--internal-ca",
+            "/nonexistent/ca.pem",
+        ],
+        &[],
+    );
+    assert!(!partial.status.success());
+    let err = stderr(&partial);
+    assert!(err.contains("--internal-cert is missing"), "{err}");
+}
+
+#[test]
+fn cert_makes_a_ca_and_certificates_naming_roles() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = dir.path().display().to_string();
+    let ca = vectron(&["cert", "ca", "--dir", &pki], &[]);
+    assert!(ca.status.success(), "{}", stderr(&ca));
+    let again = vectron(&["cert", "ca", "--dir", &pki], &[]);
+    assert!(!again.status.success(), "a second CA needs --force");
+    assert!(stderr(&again).contains("--force"), "{}", stderr(&again));
+    let issue = vectron(
+        &[
+            "cert",
+            "issue",
+            "--dir",
+            &pki,
+            "--name",
+            "w1",
+            "--role",
+            "worker,admin",
+            "--host",
+            "10.0.0.7",
+        ],
+        &[],
+    );
+    assert!(issue.status.success(), "{}", stderr(&issue));
+    let files = vectron_tls::TlsFiles::in_dir(dir.path(), "w1");
+    let identity = vectron_tls::Identity::load(files).expect("the issued files load");
+    assert_eq!(
+        identity.roles(),
+        vectron_tls::RoleSet::of(&[vectron_tls::Role::Worker, vectron_tls::Role::Admin])
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for file in ["ca.key", "w1.key"] {
+            let mode = std::fs::metadata(dir.path().join(file))
+                .expect("stat")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
+    }
+    let bad = vectron(
+        &[
+            "cert", "issue", "--dir", &pki, "--name", "x", "--role", "root",
+        ],
+        &[],
+    );
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("root"), "{}", stderr(&bad));
 }
