@@ -49,15 +49,7 @@ pub fn suite_pki() -> &'static Path {
 /// The internal-TLS flags for a `vectron <role>` child with the suite
 /// certificate of that role.
 pub fn identity_flags(role: &str) -> Vec<String> {
-    let files = vectron_tls::TlsFiles::in_dir(suite_pki(), role);
-    vec![
-        "--internal-ca".into(),
-        files.ca.display().to_string(),
-        "--internal-cert".into(),
-        files.cert.display().to_string(),
-        "--internal-key".into(),
-        files.key.display().to_string(),
-    ]
+    vectron::internal_tls::child_flags(suite_pki(), role)
 }
 
 /// Puts the suite's CA into `<data_dir>/tls` so that `vectron dev` or
