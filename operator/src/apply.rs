@@ -8,7 +8,9 @@ use std::collections::BTreeSet;
 use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -81,13 +83,7 @@ impl Applier {
                 })?;
             wanted.insert(name);
         }
-        let selector = format!(
-            "{}={},{}={}",
-            labels::INSTANCE,
-            self.cluster,
-            labels::MANAGED_BY,
-            crate::FIELD_MANAGER
-        );
+        let selector = self.selector();
         let existing = api
             .list(&ListParams::default().labels(&selector))
             .await
@@ -128,6 +124,63 @@ impl Applier {
         self.apply_all(&desired.stateful_sets).await?;
         self.apply_all(&desired.deployments).await?;
         self.apply_all(&desired.disruption_budgets).await?;
-        self.apply_all(&desired.network_policies).await
+        self.apply_all(&desired.network_policies).await?;
+        self.apply_certificates(&desired.certificates).await
+    }
+
+    /// Applies cert-manager Certificates and deletes the cluster's others.
+    /// With none desired, a cluster without cert-manager (the resource
+    /// unknown, or the operator not allowed to list it) has nothing to
+    /// clean up, so a failing list is not an error then.
+    async fn apply_certificates(&self, objects: &[DynamicObject]) -> Result<(), ApplyError> {
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "cert-manager.io",
+            "v1",
+            "Certificate",
+        ));
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.namespace, &resource);
+        let params = PatchParams::apply(crate::FIELD_MANAGER).force();
+        let failed = |action: &'static str, name: &str, source| ApplyError {
+            action,
+            kind: "Certificate".into(),
+            name: name.to_owned(),
+            source,
+        };
+        let mut wanted = BTreeSet::new();
+        for object in objects {
+            let name = object.name_any();
+            api.patch(&name, &params, &Patch::Apply(object))
+                .await
+                .map_err(|source| failed("apply", &name, source))?;
+            wanted.insert(name);
+        }
+        let existing = match api
+            .list(&ListParams::default().labels(&self.selector()))
+            .await
+        {
+            Ok(list) => list.items,
+            Err(_) if objects.is_empty() => return Ok(()),
+            Err(source) => return Err(failed("list", &self.selector(), source)),
+        };
+        for orphan in existing.iter().filter(|o| !wanted.contains(&o.name_any())) {
+            let name = orphan.name_any();
+            match api.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => tracing::info!(name, "deleted a Certificate no longer desired"),
+                Err(kube::Error::Api(status)) if status.is_not_found() => {}
+                Err(source) => return Err(failed("delete", &name, source)),
+            }
+        }
+        Ok(())
+    }
+
+    fn selector(&self) -> String {
+        format!(
+            "{}={},{}={}",
+            labels::INSTANCE,
+            self.cluster,
+            labels::MANAGED_BY,
+            crate::FIELD_MANAGER
+        )
     }
 }

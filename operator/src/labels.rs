@@ -106,3 +106,15 @@ pub fn admin_secret_name(cluster: &str) -> String {
 pub fn config_name(cluster: &str) -> String {
     format!("{cluster}-config")
 }
+
+/// The Secret holding the cluster's internal CA (certificate and key; read
+/// only by the operator, never mounted).
+pub fn internal_ca_secret_name(cluster: &str) -> String {
+    format!("{cluster}-internal-ca")
+}
+
+/// The Secret holding the internal TLS certificate of `role` (`pd`,
+/// `worker`, `auth`, `gateway` or `operator`).
+pub fn internal_tls_secret_name(cluster: &str, role: &str) -> String {
+    format!("{cluster}-internal-tls-{role}")
+}

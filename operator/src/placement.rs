@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tonic::Code;
 use tonic::transport::Channel;
-use vectron_proto::channel::{Role, internal_endpoint};
+use vectron_proto::channel::{Role, internal_endpoint_with_tls};
 use vectron_proto::common::v1 as common;
 use vectron_proto::error_detail;
 use vectron_proto::pd::v1 as pb;
@@ -98,22 +98,74 @@ pub trait Placement: Send + Sync {
     ) -> impl Future<Output = Result<(), PlacementError>> + Send;
 }
 
+/// The operator's client certificate for one cluster (PEM), issued by that
+/// cluster's internal CA with role `operator`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// The cluster's CA certificate: PD must present a certificate from it.
+    pub ca_pem: String,
+    /// The operator's certificate.
+    pub cert_pem: String,
+    /// Its private key.
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientIdentity { .. }")
+    }
+}
+
+/// How to reach one cluster's PD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PdAccess {
+    /// The PD Service, `host:port`.
+    pub endpoint: String,
+    /// Whether and how the connection is secured.
+    pub security: PdSecurity,
+}
+
+/// The security of the operator's connections to one cluster's PD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PdSecurity {
+    /// The cluster runs plaintext internal traffic.
+    Plaintext,
+    /// Mutual TLS with the operator's certificate for the cluster.
+    Mutual(ClientIdentity),
+    /// The cluster runs mutual TLS but the operator's certificate is not
+    /// there yet (cert-manager has not issued it); every call fails with
+    /// this reason.
+    Missing(String),
+}
+
 /// [`Placement`] over gRPC.
 #[derive(Clone)]
 pub struct GrpcPlacement {
-    endpoint: String,
+    access: PdAccess,
 }
 
 impl GrpcPlacement {
-    /// A client of the PD reachable at `endpoint` (`host:port`).
-    pub fn new(endpoint: impl Into<String>) -> Self {
+    /// A client of the PD `access` describes.
+    pub fn new(access: &PdAccess) -> Self {
         Self {
-            endpoint: endpoint.into(),
+            access: access.clone(),
         }
     }
 
     async fn client(&self, addr: &str) -> Result<PlacementDriverClient<Channel>, PlacementError> {
-        let channel = internal_endpoint(addr, Role::Pd, Duration::from_secs(3))
+        let tls = match &self.access.security {
+            PdSecurity::Plaintext => None,
+            PdSecurity::Mutual(identity) => Some(vectron_tls::client_config_from_pem(
+                &identity.ca_pem,
+                &identity.cert_pem,
+                &identity.key_pem,
+                Role::Pd,
+            )),
+            PdSecurity::Missing(reason) => {
+                return Err(PlacementError::Unreachable(reason.clone()));
+            }
+        };
+        let channel = internal_endpoint_with_tls(addr, tls, Duration::from_secs(3))
             .map_err(|e| PlacementError::Unreachable(e.to_string()))?
             .timeout(Duration::from_secs(10))
             .connect()
@@ -129,7 +181,7 @@ impl GrpcPlacement {
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let client = self
-            .client(&self.endpoint)
+            .client(&self.access.endpoint)
             .await
             .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
         match call(client).await {

@@ -113,6 +113,7 @@ fn outcome(result: &Result<reconcile::Requeue, ReconcileError>) -> String {
         Err(ReconcileError::Placement(_)) => "pd".into(),
         Err(ReconcileError::Incomplete(_)) => "incomplete".into(),
         Err(ReconcileError::Random(_)) => "random".into(),
+        Err(ReconcileError::Pki(_)) => "pki".into(),
     }
 }
 
@@ -259,7 +260,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let shared = Arc::new(Shared {
         ctx: Context {
             client: client.clone(),
-            placement: Box::new(|endpoint: &str| GrpcPlacement::new(endpoint)),
+            placement: Box::new(GrpcPlacement::new),
             now: reconcile::system_now,
             operator_namespace: operator_namespace(),
             events: Some(kube::runtime::events::Recorder::new(

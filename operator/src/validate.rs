@@ -2,7 +2,7 @@
 //! enforces the CRD's schema and CEL rules, but an object may predate them
 //! or come from a test. Every error names the field. Pure.
 
-use crate::crd::{StorageSpec, VectronClusterSpec};
+use crate::crd::{InternalTlsMode, InternalTlsSpec, StorageSpec, VectronClusterSpec};
 
 /// Longest cluster name: `<name>-worker-headless` and pod host names must
 /// stay within the 63 characters of a DNS label.
@@ -109,5 +109,33 @@ pub fn cluster(name: &str, spec: &VectronClusterSpec) -> Result<(), InvalidSpec>
             "needs both name and key",
         ));
     }
-    Ok(())
+    if let Some(tls) = &spec.gateway.tls
+        && tls.secret_name.is_empty()
+    {
+        return Err(invalid(
+            "spec.gateway.tls.secretName",
+            "must name a kubernetes.io/tls Secret",
+        ));
+    }
+    internal_tls(&spec.internal_tls)
+}
+
+fn internal_tls(spec: &InternalTlsSpec) -> Result<(), InvalidSpec> {
+    if !(3..=825).contains(&spec.certificate_days) {
+        return Err(invalid(
+            "spec.internalTls.certificateDays",
+            format!("must be between 3 and 825, got {}", spec.certificate_days),
+        ));
+    }
+    match (&spec.mode, &spec.issuer_ref) {
+        (InternalTlsMode::CertManager, None) => Err(invalid(
+            "spec.internalTls.issuerRef",
+            "is required when mode is CertManager",
+        )),
+        (InternalTlsMode::CertManager, Some(issuer)) if issuer.name.is_empty() => Err(invalid(
+            "spec.internalTls.issuerRef.name",
+            "must name a cert-manager Issuer or ClusterIssuer",
+        )),
+        _ => Ok(()),
+    }
 }

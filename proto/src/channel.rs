@@ -54,18 +54,32 @@ fn endpoint_with(
     peer: Role,
     connect_timeout: Duration,
 ) -> Result<Endpoint, tonic::transport::Error> {
-    let authority = target.split_once("://").map_or(target, |(_, rest)| rest);
-    let scheme = match security {
-        Security::Insecure => "http",
-        Security::Mutual(_) => "https",
+    let tls = match security {
+        Security::Insecure => None,
+        Security::Mutual(identity) => Some(identity.client_config(peer)),
     };
+    internal_endpoint_with_tls(target, tls, connect_timeout)
+}
+
+/// Like [`internal_endpoint`], with the TLS client configuration given
+/// rather than taken from the process's installed identity (`None`:
+/// plaintext): for a process holding one identity per cluster it talks to,
+/// as the operator does. Build `tls` with
+/// `vectron_tls::client_config_from_pem`, which pins the server's role.
+pub fn internal_endpoint_with_tls(
+    target: &str,
+    tls: Option<tonic::transport::ClientTlsConfig>,
+    connect_timeout: Duration,
+) -> Result<Endpoint, tonic::transport::Error> {
+    let authority = target.split_once("://").map_or(target, |(_, rest)| rest);
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let endpoint = Endpoint::from_shared(format!("{scheme}://{authority}"))?
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .local_address(outbound_ip());
-    match security {
-        Security::Insecure => Ok(endpoint),
-        Security::Mutual(identity) => endpoint.tls_config(identity.client_config(peer)),
+    match tls {
+        None => Ok(endpoint),
+        Some(tls) => endpoint.tls_config(tls),
     }
 }
 

@@ -34,10 +34,6 @@ pub(super) fn build(input: &BuildInput, desired: &mut Desired) {
         "metadata": super::pod::metadata(input, &labels::config_name(&input.name), None),
         "data": {
             "VECTRON_PD_ENDPOINTS": pd_endpoint(input),
-            // The operator does not issue internal certificates yet, so the
-            // pods it runs ask for plaintext internal traffic explicitly;
-            // the NetworkPolicies are what guards those ports today.
-            "VECTRON_INSECURE_INTERNAL": "true",
             "RUST_LOG": "info",
         },
     })));

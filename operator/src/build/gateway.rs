@@ -1,5 +1,6 @@
 //! The stateless roles: gateways (a Deployment and the user-facing Service
-//! of the type the spec asks for, probed on `/healthz` and `/readyz`) and,
+//! of the type the spec asks for, probed on `/healthz` and `/readyz`, with
+//! its public certificate mounted when `gateway.tls` names one) and,
 //! when auth is on, the auth service (a Deployment and a Service only
 //! gateways reach, with the JWT key and admin password mounted read-only).
 //! Pure.
@@ -10,6 +11,9 @@ use super::config::{ADMIN_PASSWORD_KEY, JWT_KEY};
 use super::pd::client_service;
 use super::{BuildInput, Desired, pod, ports, typed};
 use crate::labels::{self, Component};
+
+/// Where the gateway's public certificate Secret is mounted.
+pub const PUBLIC_TLS_PATH: &str = "/etc/vectron/public-tls";
 
 fn deployment(input: &BuildInput, component: Component, replicas: i32, template: Value) -> Value {
     json!({
@@ -53,12 +57,36 @@ fn gateway(input: &BuildInput, desired: &mut Desired) {
     } else {
         args.push("--no-auth".into());
     }
+    let public_tls = input.spec.gateway.tls.as_ref();
+    let mut volumes = Vec::new();
+    let mut mounts = Vec::new();
+    if let Some(tls) = public_tls {
+        args.extend([
+            "--tls-cert".into(),
+            format!("{PUBLIC_TLS_PATH}/tls.crt"),
+            "--tls-key".into(),
+            format!("{PUBLIC_TLS_PATH}/tls.key"),
+        ]);
+        volumes.push(json!({
+            "name": "public-tls",
+            "secret": {"secretName": tls.secret_name, "defaultMode": 0o440},
+        }));
+        mounts.push(json!({"name": "public-tls", "mountPath": PUBLIC_TLS_PATH, "readOnly": true}));
+    }
+    let scheme = if public_tls.is_some() {
+        "HTTPS"
+    } else {
+        "HTTP"
+    };
+    let probe = |path: &str| json!({"path": path, "port": "http", "scheme": scheme});
     let probes = json!({
-        "startupProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 2, "failureThreshold": 60},
-        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10, "failureThreshold": 6},
-        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
+        "startupProbe": {"httpGet": probe("/healthz"), "periodSeconds": 2, "failureThreshold": 60},
+        "livenessProbe": {"httpGet": probe("/healthz"), "periodSeconds": 10, "failureThreshold": 6},
+        "readinessProbe": {"httpGet": probe("/readyz"), "periodSeconds": 5},
     });
     let (tmp, tmp_mount) = pod::tmp_volume();
+    volumes.insert(0, tmp);
+    mounts.insert(0, tmp_mount);
     let container = pod::container(
         input,
         component,
@@ -69,10 +97,10 @@ fn gateway(input: &BuildInput, desired: &mut Desired) {
             {"name": "metrics", "containerPort": ports::GATEWAY_METRICS, "protocol": "TCP"},
         ]),
         probes,
-        vec![tmp_mount],
+        mounts,
         input.spec.gateway.resources.as_ref(),
     );
-    let template = pod::template(input, component, container, vec![tmp]);
+    let template = pod::template(input, component, container, volumes);
     desired.deployments.push(typed(deployment(
         input,
         component,

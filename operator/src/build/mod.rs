@@ -12,6 +12,7 @@ mod gateway;
 mod pd;
 mod pod;
 mod policy;
+pub mod tls;
 mod worker;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -69,6 +70,9 @@ pub struct Kept {
     pub jwt_key: String,
     /// The generated admin password (when no Secret is referenced).
     pub admin_password: String,
+    /// The internal CA and role certificates the operator issued (mode
+    /// Operator).
+    pub internal_pki: Option<crate::pki::ClusterPki>,
 }
 
 /// Every object of a cluster.
@@ -88,12 +92,15 @@ pub struct Desired {
     pub disruption_budgets: Vec<PodDisruptionBudget>,
     /// Allowed traffic.
     pub network_policies: Vec<NetworkPolicy>,
+    /// cert-manager Certificates (internal TLS mode CertManager).
+    pub certificates: Vec<kube::api::DynamicObject>,
 }
 
 /// Builds every object of the cluster.
 pub fn desired(input: &BuildInput) -> Desired {
     let mut desired = Desired::default();
     config::build(input, &mut desired);
+    tls::build(input, &mut desired);
     pd::build(input, &mut desired);
     worker::build(input, &mut desired);
     gateway::build(input, &mut desired);

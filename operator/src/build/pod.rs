@@ -81,6 +81,8 @@ pub fn template(
             c
         })
         .collect();
+    let mut volumes = volumes;
+    volumes.extend(super::tls::volume(input, component));
     let mut spec = json!({
         "automountServiceAccountToken": false,
         "enableServiceLinks": false,
@@ -117,13 +119,19 @@ pub fn container(
     mounts: Vec<Value>,
     resources: Option<&k8s_openapi::api::core::v1::ResourceRequirements>,
 ) -> Value {
+    let mut env = env();
+    if let Value::Array(env) = &mut env {
+        env.extend(super::tls::env(input));
+    }
+    let mut mounts = mounts;
+    mounts.extend(super::tls::mount(input));
     let mut container = json!({
         "name": component.as_str(),
         "image": input.spec.image,
         "imagePullPolicy": input.spec.image_pull_policy.as_str(),
         "args": args,
         "ports": ports,
-        "env": env(),
+        "env": env,
         "envFrom": env_from(input),
         "securityContext": container_security(),
         "volumeMounts": mounts,

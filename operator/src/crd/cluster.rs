@@ -55,6 +55,78 @@ pub struct VectronClusterSpec {
     /// Where pods may run.
     #[serde(default)]
     pub scheduling: SchedulingSpec,
+    /// Mutual TLS between the cluster's own processes.
+    #[serde(default)]
+    pub internal_tls: InternalTlsSpec,
+}
+
+/// Who issues the certificates of the cluster's internal mutual TLS.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum InternalTlsMode {
+    /// The operator keeps a private CA per cluster in a Secret, issues each
+    /// role's certificate from it and renews them before they expire.
+    #[default]
+    Operator,
+    /// cert-manager issues them from `issuerRef`, through Certificate
+    /// resources the operator creates.
+    CertManager,
+    /// Plaintext internal traffic: every internal port trusts whoever
+    /// reaches it, and the NetworkPolicies are the only guard. For
+    /// experiments only.
+    Disabled,
+}
+
+/// The cluster's internal mutual TLS.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.mode != 'CertManager' || has(self.issuerRef)").message("internalTls.issuerRef is required when mode is CertManager"))]
+pub struct InternalTlsSpec {
+    /// Who issues the certificates.
+    #[serde(default)]
+    pub mode: InternalTlsMode,
+    /// The cert-manager issuer (mode CertManager).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_ref: Option<IssuerRef>,
+    /// Days each role certificate is valid; it is renewed when a third of
+    /// that remains.
+    #[serde(default = "default_certificate_days")]
+    #[x_kube(validation = Rule::new("self >= 3 && self <= 825").message("certificateDays must be between 3 and 825"))]
+    pub certificate_days: i32,
+}
+
+impl Default for InternalTlsSpec {
+    fn default() -> Self {
+        Self {
+            mode: InternalTlsMode::default(),
+            issuer_ref: None,
+            certificate_days: default_certificate_days(),
+        }
+    }
+}
+
+/// A cert-manager Issuer or ClusterIssuer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct IssuerRef {
+    /// Its name.
+    pub name: String,
+    /// `Issuer` (in the cluster's namespace) or `ClusterIssuer`.
+    #[serde(default = "default_issuer_kind")]
+    pub kind: String,
+    /// Its API group.
+    #[serde(default = "default_issuer_group")]
+    pub group: String,
+}
+
+fn default_certificate_days() -> i32 {
+    90
+}
+
+fn default_issuer_kind() -> String {
+    "Issuer".into()
+}
+
+fn default_issuer_group() -> String {
+    "cert-manager.io".into()
 }
 
 /// Kubernetes image pull policy.
@@ -139,6 +211,21 @@ pub struct GatewaySpec {
     /// Container resources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+    /// TLS on the REST and gRPC ports, from a `kubernetes.io/tls` Secret
+    /// (`tls.crt`, `tls.key`); plaintext when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<GatewayTlsSpec>,
+}
+
+/// The gateway's public TLS.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayTlsSpec {
+    /// A Secret in the cluster's namespace with `tls.crt` and `tls.key`
+    /// (for example one cert-manager keeps); renewed files are picked up
+    /// without a restart.
+    #[x_kube(validation = Rule::new("self.size() > 0").message("gateway.tls.secretName must not be empty"))]
+    pub secret_name: String,
 }
 
 /// Kind of the gateway Service.
@@ -277,6 +364,7 @@ impl Default for GatewaySpec {
             replicas: default_gateway_replicas(),
             service: GatewayServiceSpec::default(),
             resources: None,
+            tls: None,
         }
     }
 }

@@ -128,6 +128,13 @@ pub async fn reconcile<P: Placement>(
             Some(password) => password,
             None => random_hex(12)?,
         },
+        internal_pki: super::pki::gather(
+            &secrets,
+            &name,
+            &cluster.spec.internal_tls,
+            super::unix_seconds((ctx.now)().as_str()),
+        )
+        .await?,
     };
     // PD may not shrink below its founders: a founder pod that comes back
     // empty would bootstrap a second, empty PD cluster.
@@ -150,8 +157,15 @@ pub async fn reconcile<P: Placement>(
         kept: kept.clone(),
         operator_namespace: ctx.operator_namespace.clone(),
     };
-    let endpoint = build::pd_endpoint(&input_for(spec.clone()));
-    let placement = (ctx.placement)(&endpoint);
+    let access = super::pki::pd_access(
+        &secrets,
+        &name,
+        &spec.internal_tls,
+        kept.internal_pki.as_ref(),
+        build::pd_endpoint(&input_for(spec.clone())),
+    )
+    .await?;
+    let placement = (ctx.placement)(&access);
 
     // PD shrinks through its member API before its StatefulSet does.
     if let Some(current) = replicas(pd_set.as_ref()) {
@@ -194,7 +208,12 @@ pub async fn reconcile<P: Placement>(
 
     observe_readiness(&ctx.client, &namespace, &name, &spec, &mut observed).await?;
     observed.endpoint = Some(format!(
-        "http://{}.{namespace}.svc:{}",
+        "{}://{}.{namespace}.svc:{}",
+        if spec.gateway.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
         labels::object_name(&name, Component::Gateway),
         spec.gateway.service.http_port
     ));

@@ -68,16 +68,29 @@ pub async fn reconcile<P: Placement>(
     let api: Api<Collection> = Api::namespaced(ctx.client.clone(), &namespace);
     let clusters: Api<VectronCluster> = Api::namespaced(ctx.client.clone(), &namespace);
     let cluster = clusters.get_opt(&collection.spec.cluster).await?;
-    let placement = cluster.as_ref().map(|c| {
-        (ctx.placement)(&build::pd_endpoint(&build::BuildInput {
-            name: c.name_any(),
-            namespace: namespace.clone(),
-            uid: String::new(),
-            spec: c.spec.clone(),
-            kept: Default::default(),
-            operator_namespace: ctx.operator_namespace.clone(),
-        }))
-    });
+    let placement = match &cluster {
+        Some(c) => {
+            let endpoint = build::pd_endpoint(&build::BuildInput {
+                name: c.name_any(),
+                namespace: namespace.clone(),
+                uid: String::new(),
+                spec: c.spec.clone(),
+                kept: Default::default(),
+                operator_namespace: ctx.operator_namespace.clone(),
+            });
+            let secrets = Api::namespaced(ctx.client.clone(), &namespace);
+            let access = super::pki::pd_access(
+                &secrets,
+                &c.name_any(),
+                &c.spec.internal_tls,
+                None,
+                endpoint,
+            )
+            .await?;
+            Some((ctx.placement)(&access))
+        }
+        None => None,
+    };
     let has_finalizer = collection.finalizers().iter().any(|f| f == FINALIZER);
 
     if collection.meta().deletion_timestamp.is_some() {

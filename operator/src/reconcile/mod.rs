@@ -5,20 +5,21 @@
 
 pub mod cluster;
 pub mod collection;
+pub mod pki;
 
 use std::time::Duration;
 
 use kube::Client;
 
 use crate::apply::ApplyError;
-use crate::placement::{Placement, PlacementError};
+use crate::placement::{PdAccess, Placement, PlacementError};
 
 /// What a reconcile needs.
 pub struct Context<P: Placement> {
     /// The Kubernetes API.
     pub client: Client,
-    /// A PD client for the PD Service at an endpoint (`host:port`).
-    pub placement: Box<dyn Fn(&str) -> P + Send + Sync>,
+    /// A PD client for one cluster's PD.
+    pub placement: Box<dyn Fn(&PdAccess) -> P + Send + Sync>,
     /// The current time as RFC 3339 (a parameter so tests pin it).
     pub now: fn() -> String,
     /// Publishes Kubernetes Events on phase changes; `None` publishes none.
@@ -73,6 +74,9 @@ pub enum ReconcileError {
     /// No randomness for a generated secret.
     #[error("cannot generate a secret: {0}")]
     Random(String),
+    /// The cluster's internal CA or a certificate could not be made.
+    #[error("internal TLS: {0}")]
+    Pki(#[from] vectron_tls::TlsError),
 }
 
 impl From<ApplyError> for ReconcileError {
@@ -84,6 +88,15 @@ impl From<ApplyError> for ReconcileError {
 /// When to look at a resource again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Requeue(pub Duration);
+
+/// Unix seconds of an RFC 3339 time from [`Context::now`]; the system
+/// clock's when it does not parse.
+pub fn unix_seconds(rfc3339: &str) -> i64 {
+    rfc3339
+        .parse::<k8s_openapi::jiff::Timestamp>()
+        .unwrap_or_else(|_| k8s_openapi::jiff::Timestamp::now())
+        .as_second()
+}
 
 /// Now, as RFC 3339 with seconds, from the system clock.
 pub fn system_now() -> String {

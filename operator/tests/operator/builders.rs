@@ -6,8 +6,9 @@
 use k8s_openapi::api::apps::v1::StatefulSet;
 use serde_json::{Value, json};
 use vectron_operator::build::{Desired, desired};
-use vectron_operator::crd::ServiceType;
+use vectron_operator::crd::{InternalTlsMode, IssuerRef, ServiceType};
 use vectron_operator::labels;
+use vectron_operator::pki::{ClusterPki, StoredCert};
 
 use crate::fixtures;
 
@@ -25,6 +26,7 @@ fn objects(d: &Desired) -> Vec<Value> {
     out.extend(d.deployments.iter().map(json_of));
     out.extend(d.disruption_budgets.iter().map(json_of));
     out.extend(d.network_policies.iter().map(json_of));
+    out.extend(d.certificates.iter().map(json_of));
     out
 }
 
@@ -395,4 +397,240 @@ fn quantities_are_recognised() {
     for bad in ["", "Gi", "ten", "1..5Gi", "10 Gi", "-1Gi"] {
         assert!(!is_quantity(bad), "{bad}");
     }
+}
+
+/// A stand-in for what the reconcile step issues (the builders copy it).
+fn issued_pki() -> ClusterPki {
+    ClusterPki {
+        ca_cert_pem: "CA-CERT".into(),
+        ca_key_pem: "CA-KEY".into(),
+        certs: vectron_operator::pki::CERT_ROLES
+            .iter()
+            .map(|role| {
+                (
+                    *role,
+                    StoredCert {
+                        ca_pem: "CA-CERT".into(),
+                        cert_pem: format!("{}-CERT", role.as_str()),
+                        key_pem: format!("{}-KEY", role.as_str()),
+                        not_after: Some(1_900_000_000),
+                        roles: Some(role.as_str().into()),
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+fn workloads(all: &[Value]) -> Vec<&Value> {
+    all.iter()
+        .filter(|o| o["kind"] == "StatefulSet" || o["kind"] == "Deployment")
+        .collect()
+}
+
+fn env_value<'a>(container: &'a Value, name: &str) -> Option<&'a Value> {
+    container["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .find(|e| e["name"] == name)
+        .map(|e| &e["value"])
+}
+
+fn secret_text(secret: &Value, key: &str) -> String {
+    use base64::Engine;
+    let encoded = secret["data"][key].as_str().unwrap_or_default();
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .expect("base64"),
+    )
+    .expect("utf-8")
+}
+
+#[test]
+fn operator_issued_certificates_are_written_as_secrets_and_each_pod_mounts_its_role() {
+    let mut input = fixtures::input("minimal.yaml");
+    input.kept.internal_pki = Some(issued_pki());
+    let all = objects(&desired(&input));
+
+    let ca = named(&all, "Secret", "vec-internal-ca");
+    assert_eq!(secret_text(ca, "tls.crt"), "CA-CERT");
+    assert_eq!(secret_text(ca, "tls.key"), "CA-KEY");
+    for role in ["pd", "worker", "auth", "gateway", "operator"] {
+        let secret = named(&all, "Secret", &format!("vec-internal-tls-{role}"));
+        assert_eq!(secret["type"], "kubernetes.io/tls");
+        assert_eq!(secret_text(secret, "ca.crt"), "CA-CERT");
+        assert_eq!(secret_text(secret, "tls.crt"), format!("{role}-CERT"));
+        assert_eq!(secret_text(secret, "tls.key"), format!("{role}-KEY"));
+        let annotations = &secret["metadata"]["annotations"];
+        assert_eq!(annotations["vectron.io/not-after"], "1900000000");
+        assert_eq!(annotations["vectron.io/roles"], role);
+    }
+    let config = named(&all, "ConfigMap", "vec-config");
+    assert!(
+        config["data"].get("VECTRON_INSECURE_INTERNAL").is_none(),
+        "no plaintext switch in the shared settings"
+    );
+
+    let workloads = workloads(&all);
+    assert_eq!(workloads.len(), 4, "pd, worker, gateway, auth");
+    for workload in workloads {
+        let component = workload["metadata"]["labels"]["app.kubernetes.io/component"]
+            .as_str()
+            .expect("component");
+        let pod = &workload["spec"]["template"]["spec"];
+        let volume = pod["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .find(|v| v["name"] == "internal-tls")
+            .unwrap_or_else(|| panic!("{component}: no internal-tls volume"));
+        assert_eq!(
+            volume["secret"]["secretName"],
+            format!("vec-internal-tls-{component}"),
+            "{component} mounts its own role's certificate"
+        );
+        assert_eq!(volume["secret"]["defaultMode"], 0o440);
+        let container = &pod["containers"][0];
+        let mount = container["volumeMounts"]
+            .as_array()
+            .expect("mounts")
+            .iter()
+            .find(|m| m["name"] == "internal-tls")
+            .unwrap_or_else(|| panic!("{component}: not mounted"));
+        assert_eq!(mount["readOnly"], true);
+        let dir = mount["mountPath"].as_str().expect("path");
+        assert_eq!(
+            env_value(container, "VECTRON_INTERNAL_CA"),
+            Some(&json!(format!("{dir}/ca.crt")))
+        );
+        assert_eq!(
+            env_value(container, "VECTRON_INTERNAL_CERT"),
+            Some(&json!(format!("{dir}/tls.crt")))
+        );
+        assert_eq!(
+            env_value(container, "VECTRON_INTERNAL_KEY"),
+            Some(&json!(format!("{dir}/tls.key")))
+        );
+        assert_eq!(env_value(container, "VECTRON_INSECURE_INTERNAL"), None);
+    }
+}
+
+#[test]
+fn cert_manager_mode_asks_cert_manager_for_the_same_secrets() {
+    let mut input = fixtures::input("minimal.yaml");
+    input.spec.internal_tls.mode = InternalTlsMode::CertManager;
+    input.spec.internal_tls.issuer_ref = Some(IssuerRef {
+        name: "vectron-ca".into(),
+        kind: "ClusterIssuer".into(),
+        group: "cert-manager.io".into(),
+    });
+    input.kept.internal_pki = Some(issued_pki());
+    let all = objects(&desired(&input));
+    assert!(
+        all.iter()
+            .all(|o| !(o["kind"] == "Secret" && o["metadata"]["name"] == "vec-internal-ca")),
+        "no operator CA in cert-manager mode"
+    );
+    for role in ["pd", "worker", "auth", "gateway", "operator"] {
+        let name = format!("vec-internal-tls-{role}");
+        let cert = named(&all, "Certificate", &name);
+        assert_eq!(cert["apiVersion"], "cert-manager.io/v1");
+        assert_eq!(cert["spec"]["secretName"], name.as_str());
+        assert_eq!(
+            cert["spec"]["dnsNames"],
+            json!([format!("{role}.role.vectron")])
+        );
+        assert_eq!(cert["spec"]["issuerRef"]["name"], "vectron-ca");
+        assert_eq!(cert["spec"]["issuerRef"]["kind"], "ClusterIssuer");
+        assert_eq!(cert["spec"]["duration"], "2160h");
+        assert_eq!(cert["spec"]["renewBefore"], "720h");
+        let usages = cert["spec"]["usages"].as_array().expect("usages");
+        assert!(usages.contains(&json!("server auth")) && usages.contains(&json!("client auth")));
+        assert_eq!(
+            cert["metadata"]["ownerReferences"][0]["kind"],
+            "VectronCluster"
+        );
+    }
+    for workload in workloads(&all) {
+        let container = &workload["spec"]["template"]["spec"]["containers"][0];
+        assert!(env_value(container, "VECTRON_INTERNAL_CERT").is_some());
+    }
+}
+
+#[test]
+fn disabled_internal_tls_is_an_explicit_plaintext_switch_with_nothing_mounted() {
+    let mut input = fixtures::input("minimal.yaml");
+    input.spec.internal_tls.mode = InternalTlsMode::Disabled;
+    let all = objects(&desired(&input));
+    assert!(
+        all.iter().all(|o| o["kind"] != "Certificate"
+            && !(o["kind"] == "Secret"
+                && o["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.contains("internal")))),
+        "no certificates in plaintext mode"
+    );
+    for workload in workloads(&all) {
+        let pod = &workload["spec"]["template"]["spec"];
+        assert!(
+            pod["volumes"]
+                .as_array()
+                .expect("volumes")
+                .iter()
+                .all(|v| v["name"] != "internal-tls")
+        );
+        let container = &pod["containers"][0];
+        assert_eq!(
+            env_value(container, "VECTRON_INSECURE_INTERNAL"),
+            Some(&json!("true"))
+        );
+        assert_eq!(env_value(container, "VECTRON_INTERNAL_CERT"), None);
+    }
+}
+
+#[test]
+fn a_gateway_with_a_certificate_serves_tls_and_is_probed_over_https() {
+    let mut input = fixtures::input("minimal.yaml");
+    input.spec.gateway.tls = Some(vectron_operator::crd::GatewayTlsSpec {
+        secret_name: "api-cert".into(),
+    });
+    let all = objects(&desired(&input));
+    let gateway = named(&all, "Deployment", "vec-gateway");
+    let args = args(gateway);
+    let cert = arg_after(&args, "--tls-cert");
+    let key = arg_after(&args, "--tls-key");
+    let pod = &gateway["spec"]["template"]["spec"];
+    let volume = pod["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["secret"]["secretName"] == "api-cert")
+        .expect("the certificate Secret is a volume");
+    let container = &pod["containers"][0];
+    let mount = container["volumeMounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .find(|m| m["name"] == volume["name"])
+        .expect("mounted");
+    let dir = mount["mountPath"].as_str().expect("path");
+    assert_eq!(cert, format!("{dir}/tls.crt"));
+    assert_eq!(key, format!("{dir}/tls.key"));
+    for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
+        assert_eq!(container[probe]["httpGet"]["scheme"], "HTTPS", "{probe}");
+    }
+
+    let plain = objects(&desired(&fixtures::input("minimal.yaml")));
+    let gateway = named(&plain, "Deployment", "vec-gateway");
+    assert!(!args_of_contains(gateway, "--tls-cert"));
+    assert_eq!(
+        gateway["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["scheme"],
+        "HTTP"
+    );
+}
+
+fn args_of_contains(workload: &Value, flag: &str) -> bool {
+    args(workload).iter().any(|a| a == flag)
 }

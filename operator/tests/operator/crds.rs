@@ -194,6 +194,36 @@ fn cluster_cel_rules_refuse_even_pd_and_zero_workers() {
 }
 
 #[test]
+fn cluster_cel_rules_guard_internal_and_gateway_tls() {
+    let cert_manager = cluster(json!({"image": "v:1", "internalTls": {
+        "mode": "CertManager", "issuerRef": {"name": "ca"}}}));
+    kube::core::cel::validate_cel(&cert_manager).expect("cert-manager with an issuer passes");
+    let no_issuer = cluster(json!({"image": "v:1", "internalTls": {"mode": "CertManager"}}));
+    assert!(refusal(kube::core::cel::validate_cel(&no_issuer)).contains("issuerRef"));
+    let short = cluster(json!({"image": "v:1", "internalTls": {"certificateDays": 1}}));
+    assert!(refusal(kube::core::cel::validate_cel(&short)).contains("certificateDays"));
+    let no_secret = cluster(json!({"image": "v:1", "gateway": {"tls": {"secretName": ""}}}));
+    assert!(refusal(kube::core::cel::validate_cel(&no_secret)).contains("secretName"));
+    let invalid = |spec: Value| {
+        vectron_operator::validate::cluster("c", &cluster(spec).spec)
+            .expect_err("refused")
+            .field
+    };
+    assert_eq!(
+        invalid(json!({"image": "v:1", "internalTls": {"mode": "CertManager"}})),
+        "spec.internalTls.issuerRef"
+    );
+    assert_eq!(
+        invalid(json!({"image": "v:1", "internalTls": {"certificateDays": 2000}})),
+        "spec.internalTls.certificateDays"
+    );
+    assert_eq!(
+        invalid(json!({"image": "v:1", "gateway": {"tls": {"secretName": ""}}})),
+        "spec.gateway.tls.secretName"
+    );
+}
+
+#[test]
 fn collection_cel_rules_keep_dimension_metric_and_shards_immutable() {
     let old =
         collection(json!({"cluster": "c", "dimension": 384, "metric": "cosine", "shards": 4}));

@@ -562,3 +562,108 @@ async fn phase_changes_are_published_as_events() {
         Some("broken")
     );
 }
+
+fn secret_text(secret: &Secret, key: &str) -> String {
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|v| String::from_utf8(v.0.clone()).expect("utf-8"))
+        .unwrap_or_default()
+}
+
+const ROLES: [vectron_tls::Role; 5] = vectron_operator::pki::CERT_ROLES;
+
+async fn role_secrets(client: &Client) -> Vec<Secret> {
+    let secrets = Api::<Secret>::namespaced(client.clone(), "search");
+    let mut out = Vec::new();
+    for role in ROLES {
+        out.push(
+            secrets
+                .get(&format!("vec-internal-tls-{}", role.as_str()))
+                .await
+                .unwrap_or_else(|e| panic!("{} certificate: {e}", role.as_str())),
+        );
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_operator_makes_a_ca_issues_each_role_a_certificate_and_renews_only_what_expires() {
+    let client = client_with(vec![fixture_json("minimal.yaml")]).await;
+    let pd = FakePd::default();
+    let ctx = context(client.clone(), &pd);
+    let vc = get_cluster(&client, "search", "vec").await;
+    cluster::reconcile(&vc, &ctx).await.expect("reconcile");
+
+    let secrets = Api::<Secret>::namespaced(client.clone(), "search");
+    let ca = secrets.get("vec-internal-ca").await.expect("CA secret");
+    let ca_pem = secret_text(&ca, "tls.crt");
+    assert!(ca_pem.contains("BEGIN CERTIFICATE"), "{ca_pem}");
+    let first = role_secrets(&client).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (role, secret) in ROLES.iter().zip(&first) {
+        assert_eq!(secret_text(secret, "ca.crt"), ca_pem, "{}", role.as_str());
+        let files = vectron_tls::TlsFiles::in_dir(dir.path(), role.as_str());
+        std::fs::write(&files.ca, secret_text(secret, "ca.crt")).expect("write");
+        std::fs::write(&files.cert, secret_text(secret, "tls.crt")).expect("write");
+        std::fs::write(&files.key, secret_text(secret, "tls.key")).expect("write");
+        let identity = vectron_tls::Identity::load(files)
+            .unwrap_or_else(|e| panic!("{} certificate loads: {e}", role.as_str()));
+        assert_eq!(
+            identity.roles(),
+            vectron_tls::RoleSet::of(&[*role]),
+            "the certificate names exactly its role"
+        );
+        let not_after: i64 =
+            secret.metadata.annotations.as_ref().expect("annotations")["vectron.io/not-after"]
+                .parse()
+                .expect("a number");
+        assert_eq!(
+            not_after,
+            vectron_operator::reconcile::unix_seconds(&now()) + 90 * 86_400
+        );
+    }
+
+    // Nothing is reissued while the certificates are fresh.
+    let vc = get_cluster(&client, "search", "vec").await;
+    cluster::reconcile(&vc, &ctx)
+        .await
+        .expect("reconcile again");
+    let second = role_secrets(&client).await;
+    for (before, after) in first.iter().zip(&second) {
+        assert_eq!(before.data, after.data, "{:?} kept", before.metadata.name);
+    }
+    let ca_again = secrets.get("vec-internal-ca").await.expect("CA secret");
+    assert_eq!(ca_again.data, ca.data, "the CA is made once");
+
+    // The worker's certificate nears its expiry: it alone is renewed.
+    let soon = vectron_operator::reconcile::unix_seconds(&now()) + 86_400;
+    secrets
+        .patch(
+            "vec-internal-tls-worker",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"vectron.io/not-after": soon.to_string()}}}),
+            ),
+        )
+        .await
+        .expect("patch");
+    let vc = get_cluster(&client, "search", "vec").await;
+    cluster::reconcile(&vc, &ctx)
+        .await
+        .expect("reconcile after expiry");
+    let third = role_secrets(&client).await;
+    for ((role, before), after) in ROLES.iter().zip(&second).zip(&third) {
+        if *role == vectron_tls::Role::Worker {
+            assert_ne!(
+                secret_text(before, "tls.crt"),
+                secret_text(after, "tls.crt"),
+                "the expiring worker certificate is renewed"
+            );
+            assert_eq!(secret_text(after, "ca.crt"), ca_pem, "by the same CA");
+        } else {
+            assert_eq!(before.data, after.data, "{} kept", role.as_str());
+        }
+    }
+}

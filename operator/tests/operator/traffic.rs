@@ -104,6 +104,28 @@ async fn next(
     (method, uri, content_type, body, send)
 }
 
+/// Answers the read of the operator's certificate for cluster `vec` (the
+/// PD client's identity), which follows the read of the cluster.
+async fn answer_operator_certificate(
+    handle: &mut std::pin::Pin<&mut mock::Handle<Request<Body>, Response<Body>>>,
+) {
+    let (method, uri, _, _, send) = next(handle).await;
+    assert_eq!(
+        (method.as_str(), uri.as_str()),
+        (
+            "GET",
+            "/api/v1/namespaces/search/secrets/vec-internal-tls-operator"
+        )
+    );
+    send.send_response(respond(&json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "vec-internal-tls-operator", "namespace": "search"},
+        "type": "kubernetes.io/tls",
+        // "CA", "CERT", "KEY"
+        "data": {"ca.crt": "Q0E=", "tls.crt": "Q0VSVA==", "tls.key": "S0VZ"},
+    })));
+}
+
 fn context(client: Client, pd: &ReadyPd) -> Context<ReadyPd> {
     let pd = pd.clone();
     Context {
@@ -134,6 +156,7 @@ async fn deleting_drops_in_pd_then_releases_exactly_the_finalizer() {
             )
         );
         send.send_response(respond(&cluster_json()));
+        answer_operator_certificate(&mut handle).await;
         let (method, uri, content_type, body, send) = next(&mut handle).await;
         assert_eq!(method, "PATCH");
         assert_eq!(
@@ -170,6 +193,7 @@ async fn a_ready_collection_gets_one_status_patch_with_its_counts() {
         let (method, _, _, _, send) = next(&mut handle).await;
         assert_eq!(method, "GET");
         send.send_response(respond(&cluster_json()));
+        answer_operator_certificate(&mut handle).await;
         let (method, uri, content_type, body, send) = next(&mut handle).await;
         assert_eq!(method, "PATCH");
         assert_eq!(

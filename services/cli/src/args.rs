@@ -137,6 +137,8 @@ pub struct DevArgs {
     pub metrics_addr: Option<SocketAddr>,
     #[command(flatten)]
     pub overload: OverloadArgs,
+    #[command(flatten)]
+    pub public_tls: PublicTlsArgs,
 }
 
 /// `vectron playground`.
@@ -327,6 +329,33 @@ pub struct GatewayArgs {
     pub plant_stale_strong_reads: bool,
     #[command(flatten)]
     pub overload: OverloadArgs,
+    #[command(flatten)]
+    pub public_tls: PublicTlsArgs,
+}
+
+/// TLS on the public REST and gRPC ports.
+#[derive(Debug, Args)]
+pub struct PublicTlsArgs {
+    /// Serve the REST and gRPC APIs over TLS with this certificate (chain,
+    /// PEM); reloaded when the file changes. Needs --tls-key.
+    #[arg(long, env = "VECTRON_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "VECTRON_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl PublicTlsArgs {
+    /// The files, when TLS was asked for.
+    pub fn files(&self) -> Option<vectron_gateway::PublicTlsFiles> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(vectron_gateway::PublicTlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// Overload protection of a gateway.

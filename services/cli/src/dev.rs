@@ -166,6 +166,7 @@ pub async fn run(args: DevArgs, tls_chosen: bool) -> Result<(), RunError> {
         overload: args.overload.config(),
         metrics_addr: args.metrics_addr,
         plant_stale_strong_reads: false,
+        tls: args.public_tls.files(),
     };
     let gateway = tokio::spawn(vectron_gateway::run(
         gateway_config,

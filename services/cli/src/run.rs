@@ -249,6 +249,7 @@ async fn run_gateway(args: GatewayArgs) -> Result<(), RunError> {
         overload: args.overload.config(),
         metrics_addr: args.metrics_addr,
         plant_stale_strong_reads: args.plant_stale_strong_reads,
+        tls: args.public_tls.files(),
     };
     vectron_gateway::run(config, shutdown_signal()).await?;
     Ok(())

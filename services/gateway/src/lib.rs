@@ -7,7 +7,7 @@
 //! `validate` / `convert` (pure) → `routing` (PD cache) → `dispatch` (worker
 //! calls with retries) → `api` (operations) → `access` / `limits` / `guard`
 //! (checks) → `users` (user management with its checks) → `json` + `rest`,
-//! `grpc` (front ends) → `server`.
+//! `grpc` (front ends) → `listener` (public ports, optionally TLS) → `server`.
 
 pub mod access;
 pub mod api;
@@ -18,6 +18,7 @@ pub mod grpc;
 pub mod guard;
 pub mod json;
 pub mod limits;
+pub mod listener;
 pub mod metrics;
 pub mod model;
 pub mod rest;
@@ -29,4 +30,5 @@ pub mod validate;
 pub use access::Access;
 pub use error::{ApiError, ErrorKind};
 pub use limits::OverloadConfig;
+pub use listener::PublicTlsFiles;
 pub use server::{GatewayConfig, GatewayError, run};

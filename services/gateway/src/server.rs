@@ -1,6 +1,7 @@
-//! Runs a gateway: binds the HTTP and gRPC listeners, serves the REST router
-//! and the `vectron.v1.Vectron` service over one shared [`Frontdoor`], and
-//! stops both when asked. Does network I/O.
+//! Runs a gateway: binds the HTTP and gRPC listeners (under TLS when given a
+//! certificate), serves the REST router and the `vectron.v1.Vectron`
+//! service over one shared [`Frontdoor`], and stops both when asked. Does
+//! network I/O.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,6 +17,8 @@ use crate::api::Gateway;
 use crate::grpc::GrpcApi;
 use crate::guard::Frontdoor;
 use crate::limits::OverloadConfig;
+use crate::listener::{self, PublicTlsFiles, RestListener};
+use axum::serve::ListenerExt;
 
 /// Why a gateway stopped.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +57,8 @@ pub struct GatewayConfig {
     pub metrics_addr: Option<SocketAddr>,
     /// TEST ONLY: serve strong reads stale (the chaos suite's planted bug).
     pub plant_stale_strong_reads: bool,
+    /// TLS on the REST and gRPC ports; plaintext when `None`.
+    pub tls: Option<PublicTlsFiles>,
 }
 
 /// Runs a gateway until `shutdown` resolves.
@@ -69,18 +74,26 @@ pub async fn run(
     let auth_on = matches!(config.access, Access::Checked(_));
     let door = Arc::new(Frontdoor::new(gateway, config.access, config.overload));
 
-    let http = tokio::net::TcpListener::bind(config.http_addr)
-        .await
-        .map_err(|source| GatewayError::Bind {
+    let (rest_cert, grpc_cert) = match &config.tls {
+        Some(files) => {
+            let load = |alpn: &[&str]| {
+                listener::server_cert(files, alpn).map_err(|e| GatewayError::Config(e.to_string()))
+            };
+            (Some(load(&["h2", "http/1.1"])?), Some(load(&["h2"])?))
+        }
+        None => (None, None),
+    };
+    let http =
+        RestListener::bind(config.http_addr, rest_cert).map_err(|source| GatewayError::Bind {
             addr: config.http_addr,
             source,
         })?;
-    let grpc = tonic::transport::server::TcpIncoming::bind(config.grpc_addr)
-        .map_err(|source| GatewayError::Bind {
+    let grpc = listener::grpc_incoming(config.grpc_addr, grpc_cert).map_err(|source| {
+        GatewayError::Bind {
             addr: config.grpc_addr,
             source,
-        })?
-        .with_nodelay(Some(true));
+        }
+    })?;
     let metrics_listener = match config.metrics_addr {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
@@ -89,7 +102,7 @@ pub async fn run(
         ),
         None => None,
     };
-    info!(http = %config.http_addr, grpc = %config.grpc_addr, metrics = ?config.metrics_addr, auth = auth_on, "gateway listening");
+    info!(http = %config.http_addr, grpc = %config.grpc_addr, metrics = ?config.metrics_addr, auth = auth_on, tls = config.tls.is_some(), "gateway listening");
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let wait = |mut rx: watch::Receiver<bool>| async move {
@@ -97,7 +110,7 @@ pub async fn run(
     };
     let body_limit = config.limits.max_body_bytes;
     let rest = axum::serve(
-        http,
+        http.tap_io(|_| {}),
         crate::rest::router(door.clone())
             .into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )

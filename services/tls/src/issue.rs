@@ -88,11 +88,25 @@ impl Authority {
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<Authority, TlsError> {
         let cert_pem = crate::material::read(cert_path)?;
         let key_pem = crate::material::read(key_path)?;
-        let key = KeyPair::from_pem(&key_pem).map_err(|e| TlsError::Pem {
-            path: key_path.to_owned(),
+        Self::from_pem(cert_pem, &key_pem, key_path)
+    }
+
+    /// A CA from its certificate and key held in memory (PEM), e.g. read
+    /// from a Kubernetes Secret; `source` names where they came from in
+    /// errors.
+    pub fn from_pem(cert_pem: String, key_pem: &str, source: &Path) -> Result<Authority, TlsError> {
+        let key = KeyPair::from_pem(key_pem).map_err(|e| TlsError::Pem {
+            path: source.to_owned(),
             what: format!("not a private key: {e}"),
         })?;
+        crate::material::parse_certs(&cert_pem, source)?;
         Ok(Authority { key, cert_pem })
+    }
+
+    /// The CA's private key (PEM, PKCS#8): keep it where only the issuer
+    /// can read it.
+    pub fn key_pem(&self) -> String {
+        self.key.serialize_pem()
     }
 
     /// The CA certificate (PEM): what every process trusts.

@@ -16,14 +16,16 @@ pub mod incoming;
 pub mod issue;
 pub mod material;
 pub mod policy;
+pub mod public;
 pub mod role;
 pub mod security;
 
 pub use authorize::AuthorizeLayer;
 pub use incoming::{Incoming, InternalIo, PeerInfo, bind};
 pub use issue::{Authority, CertRequest, IssuedCert, local_pki, write_private};
-pub use material::{Identity, TlsFiles};
+pub use material::{Identity, TlsFiles, client_config_from_pem};
 pub use policy::ServerKind;
+pub use public::{PublicIncoming, PublicIo, ServerCert, bind_public};
 pub use role::{Role, RoleSet, roles_of};
 pub use security::{Security, current, install};
 

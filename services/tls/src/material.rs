@@ -235,12 +235,22 @@ impl Identity {
     /// `peer`, whatever address was dialled.
     pub fn client_config(&self, peer: Role) -> tonic::transport::ClientTlsConfig {
         let loaded = self.current();
-        tonic::transport::ClientTlsConfig::new()
-            .ca_certificate(tonic::transport::Certificate::from_pem(&loaded.ca_pem))
-            .identity(tonic::transport::Identity::from_pem(
-                &loaded.cert_pem,
-                &loaded.key_pem,
-            ))
-            .domain_name(peer.dns_name())
+        client_config_from_pem(&loaded.ca_pem, &loaded.cert_pem, &loaded.key_pem, peer)
     }
+}
+
+/// The client configuration for a connection to a server of role `peer`
+/// from key material held in memory (PEM): for a process that talks to
+/// several clusters, each with its own CA (the operator), rather than
+/// installing one identity for the whole process.
+pub fn client_config_from_pem(
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+    peer: Role,
+) -> tonic::transport::ClientTlsConfig {
+    tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(ca_pem))
+        .identity(tonic::transport::Identity::from_pem(cert_pem, key_pem))
+        .domain_name(peer.dns_name())
 }

@@ -62,6 +62,32 @@ impl DevServer {
         Self::start_in(tempfile::tempdir().expect("temp dir"), extra).await
     }
 
+    /// Starts `vectron dev <extra>` without waiting for it to be ready (a
+    /// caller that cannot use the plaintext client, e.g. with TLS on).
+    pub fn start_unready(dir: TempDir, extra: &[&str]) -> Self {
+        let http_addr = format!("127.0.0.1:{}", free_port());
+        let grpc = format!("127.0.0.1:{}", free_port());
+        let mut args = vec![
+            "dev".to_owned(),
+            "--data-dir".to_owned(),
+            dir.path().join("data").display().to_string(),
+            "--http-addr".to_owned(),
+            http_addr.clone(),
+            "--grpc-addr".to_owned(),
+            grpc.clone(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut process = VectronProcess::new(dir.path().join("dev.log"));
+        process.spawn(&args);
+        Self {
+            http: format!("http://{http_addr}"),
+            grpc,
+            args,
+            process,
+            dir,
+        }
+    }
+
     async fn start_in(dir: TempDir, extra: &[&str]) -> Self {
         let http_addr = format!("127.0.0.1:{}", free_port());
         let grpc = format!("127.0.0.1:{}", free_port());

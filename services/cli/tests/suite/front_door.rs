@@ -3,7 +3,7 @@
 //! flood of wrong-password logins from many client addresses is answered
 //! with 429s while the process's memory stays bounded, clients holding
 //! valid credentials are still served, and a right password still logs in
-//! once the flood is over.
+//! once the flood is over. And TLS on the public ports (`--tls-cert`).
 
 use std::net::IpAddr;
 
@@ -184,4 +184,108 @@ async fn a_login_flood_gets_429s_while_memory_stays_bounded_and_valid_clients_ar
     // From an address that did not flood, the right password logs in.
     let status = login_from(&dev.http, IpAddr::from([127, 0, 10, 1]), ADMIN_PASSWORD).await;
     assert_eq!(status, 200);
+}
+
+/// `vectron dev --tls-cert --tls-key`: REST over https, verified against
+/// the test CA for the address 127.0.0.1, serves reads and writes; gRPC
+/// over TLS answers; a plaintext client is served on neither port.
+#[tokio::test]
+async fn the_public_api_speaks_tls_when_given_a_certificate() {
+    use std::time::Duration;
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+    use vectron_proto::v1 as pb;
+    use vectron_proto::v1::vectron_client::VectronClient;
+
+    let _guard = serial().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = vectron_tls::Authority::generate().expect("test CA");
+    ca.issue(&vectron_tls::CertRequest {
+        common_name: "api".into(),
+        roles: vec![vectron_tls::Role::Gateway],
+        hosts: vec!["127.0.0.1".into()],
+        days: 1,
+    })
+    .expect("issue")
+    .write(dir.path(), "api")
+    .expect("write");
+    let cert = dir.path().join("api.pem").display().to_string();
+    let key = dir.path().join("api.key").display().to_string();
+    let dev = DevServer::start_unready(dir, &["--tls-cert", &cert, "--tls-key", &key]);
+    let rest = dev.http.trim_start_matches("http://").to_owned();
+
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.cert_pem().as_bytes()).expect("CA"))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("https client");
+    crate::harness::wait_for("ready over https", Duration::from_secs(90), || async {
+        let answer = https
+            .get(format!("https://{rest}/readyz"))
+            .send()
+            .await
+            .ok()?;
+        (answer.status() == 200).then_some(())
+    })
+    .await;
+    let created = https
+        .post(format!("https://{rest}/v1/collections"))
+        .json(&json!({"name": "secure", "dimension": 2, "metric": "l2"}))
+        .send()
+        .await
+        .expect("create over https");
+    assert!(created.status().is_success(), "{}", created.status());
+    let upsert = https
+        .put(format!("https://{rest}/v1/collections/secure/points"))
+        .json(&json!({"points": [{"id": 1, "vector": [0.5, 0.5]}]}))
+        .send()
+        .await
+        .expect("upsert over https");
+    assert!(upsert.status().is_success(), "{}", upsert.status());
+
+    let plain = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("plain client");
+    let answered = plain.get(format!("http://{rest}/readyz")).send().await;
+    assert!(
+        answered.as_ref().map_or(true, |a| a.status() != 200),
+        "plaintext HTTP must not be served: {answered:?}"
+    );
+
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca.cert_pem()))
+        .domain_name("127.0.0.1");
+    let channel = Endpoint::from_shared(format!("https://{}", dev.grpc))
+        .expect("endpoint")
+        .tls_config(tls)
+        .expect("tls")
+        .timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .expect("gRPC over TLS connects");
+    let listed = VectronClient::new(channel)
+        .list_collections(pb::ListCollectionsRequest::default())
+        .await
+        .expect("gRPC over TLS answers")
+        .into_inner();
+    assert!(
+        listed.collections.iter().any(|c| c.name == "secure"),
+        "{listed:?}"
+    );
+    let plain_grpc = async {
+        let channel = Endpoint::from_shared(format!("http://{}", dev.grpc))
+            .ok()?
+            .timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .ok()?;
+        VectronClient::new(channel)
+            .list_collections(pb::ListCollectionsRequest::default())
+            .await
+            .ok()
+    };
+    assert!(
+        plain_grpc.await.is_none(),
+        "plaintext gRPC must not be served"
+    );
 }

@@ -25,7 +25,7 @@ use vectron_proto::worker::v1::worker_client::WorkerClient;
 use vectron_tls::{Authority, CertRequest, Identity, Role, TlsFiles};
 
 use crate::cluster_harness::{ADMIN_PASSWORD, DevServer, Playground};
-use crate::harness::{serial, suite_pki};
+use crate::harness::{PdCluster, serial, suite_pki};
 
 /// A channel to `addr` (a server of role `peer`) presenting `files`.
 async fn tls_channel(addr: &str, peer: Role, files: &TlsFiles) -> Result<Channel, String> {
@@ -588,4 +588,81 @@ async fn internal_ports_of_vectron_dev_refuse_strangers_and_other_roles() {
         .await
         .expect_err("the forged key");
     assert_eq!(refused.status(), Some(401), "{refused}");
+}
+
+/// The operator's PD client, as the operator runs it against a cluster
+/// whose certificates it issued: a certificate naming `operator` from the
+/// cluster's CA may read, drain and remove workers and read collections on
+/// a real PD; a certificate from another CA is refused at the handshake; a
+/// worker's certificate is refused by the policy; and without its
+/// certificate the client says so instead of trying plaintext.
+#[tokio::test]
+async fn the_operators_pd_client_speaks_mutual_tls_as_role_operator() {
+    use vectron_operator::placement::{
+        ClientIdentity, GrpcPlacement, PdAccess, PdSecurity, Placement, PlacementError,
+    };
+    let _guard = serial().await;
+    let pki = suite_pki();
+    let cluster = PdCluster::start(1, &[]);
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let endpoint = cluster.endpoints()[0].clone();
+    let issue = |ca: &Authority, role: Role| {
+        let cert = ca
+            .issue(&CertRequest {
+                common_name: format!("test-{}", role.as_str()),
+                roles: vec![role],
+                hosts: Vec::new(),
+                days: 1,
+            })
+            .expect("issue");
+        ClientIdentity {
+            ca_pem: ca.cert_pem().to_owned(),
+            cert_pem: cert.cert_pem,
+            key_pem: cert.key_pem,
+        }
+    };
+    let client = |security: PdSecurity| {
+        GrpcPlacement::new(&PdAccess {
+            endpoint: endpoint.clone(),
+            security,
+        })
+    };
+    let cluster_ca = Authority::load(&pki.join("ca.pem"), &pki.join("ca.key")).expect("suite CA");
+
+    let operator = client(PdSecurity::Mutual(issue(&cluster_ca, Role::Operator)));
+    assert_eq!(operator.worker("nobody").await, Ok(None));
+    assert_eq!(operator.collection("nothing").await, Ok(None));
+    assert_eq!(operator.drain_worker("nobody").await, Ok(()));
+    assert_eq!(operator.remove_worker("nobody").await, Ok(()));
+
+    let worker = client(PdSecurity::Mutual(issue(&cluster_ca, Role::Worker)));
+    match worker.drain_worker("nobody").await {
+        Err(PlacementError::Refused(reason)) => {
+            assert!(reason.contains("DrainWorker"), "{reason}");
+        }
+        other => panic!("a worker certificate may not drain workers: {other:?}"),
+    }
+
+    let stranger_ca = Authority::generate().expect("another CA");
+    let mut stranger = issue(&stranger_ca, Role::Operator);
+    // It trusts the cluster's CA, so the refusal is the server's.
+    stranger.ca_pem = cluster_ca.cert_pem().to_owned();
+    assert!(
+        matches!(
+            client(PdSecurity::Mutual(stranger)).worker("nobody").await,
+            Err(PlacementError::Unreachable(_))
+        ),
+        "a certificate from another CA is refused"
+    );
+    match client(PdSecurity::Missing("not issued yet".into()))
+        .worker("nobody")
+        .await
+    {
+        Err(PlacementError::Unreachable(reason)) => assert_eq!(reason, "not issued yet"),
+        other => panic!("no certificate, no call: {other:?}"),
+    }
+    match client(PdSecurity::Plaintext).worker("nobody").await {
+        Err(PlacementError::Unreachable(_)) => {}
+        other => panic!("plaintext reaches no TLS port: {other:?}"),
+    }
 }
