@@ -53,17 +53,49 @@ def all_readable(gateway, collection, upto):
     return None
 
 
-def scale(args, replicas):
+def settled_at(cluster, statefulset, workers, replicas):
+    """Why the cluster is not yet settled at `replicas` workers, or None.
+
+    Each check can fail: the operator has seen this generation, the
+    StatefulSet runs exactly that many pods, nothing is draining, the
+    phase is Running, and PD lists exactly that many workers up.
+    """
+    generation = cluster["metadata"]["generation"]
+    status = cluster.get("status", {})
+    if status.get("observedGeneration") != generation:
+        return f"observedGeneration {status.get('observedGeneration')} != generation {generation}"
+    if statefulset["spec"]["replicas"] != replicas:
+        return f"StatefulSet at {statefulset['spec']['replicas']} replicas"
+    if status.get("workers", {}).get("draining"):
+        return f"still draining {status['workers']['draining']}"
+    if status.get("phase") != "Running":
+        return f"phase {status.get('phase')}"
+    up = [w["name"] for w in workers if w["state"] == "up"]
+    if len(up) != replicas:
+        return f"PD lists {len(up)} workers up: {up}"
+    return None
+
+
+def scale(args, gateway, replicas):
     patch = json.dumps({"spec": {"workers": {"replicas": replicas}}})
     subprocess.run(args.scale_cmd.split() + [patch], check=True)
     deadline = time.time() + 900
-    time.sleep(10)
+    why = "not looked yet"
     while time.time() < deadline:
-        phase = subprocess.run(args.wait_cmd.split(), capture_output=True, text=True).stdout.strip()
-        if phase == "Running":
-            return
         time.sleep(5)
-    sys.exit(f"e2e: FAILED: workers did not settle at {replicas} replicas")
+        try:
+            cluster = json.loads(subprocess.run(args.cluster_cmd.split(), capture_output=True,
+                                                text=True, check=True).stdout)
+            statefulset = json.loads(subprocess.run(args.statefulset_cmd.split(), capture_output=True,
+                                                    text=True, check=True).stdout)
+            workers = gateway.call("GET", "/v1/cluster")["workers"]
+        except (subprocess.CalledProcessError, ValueError, urllib.error.URLError, OSError) as e:
+            why = f"cannot look: {e}"
+            continue
+        why = settled_at(cluster, statefulset, workers, replicas)
+        if why is None:
+            return
+    sys.exit(f"e2e: FAILED: workers did not settle at {replicas} replicas: {why}")
 
 
 def main():
@@ -74,7 +106,8 @@ def main():
     parser.add_argument("--dimension", type=int, required=True)
     parser.add_argument("--points", type=int, default=2000)
     parser.add_argument("--scale-cmd", required=True)
-    parser.add_argument("--wait-cmd", required=True)
+    parser.add_argument("--cluster-cmd", required=True, help="prints the VectronCluster as JSON")
+    parser.add_argument("--statefulset-cmd", required=True, help="prints the worker StatefulSet as JSON")
     args = parser.parse_args()
 
     gateway = Gateway(args.url)
@@ -110,7 +143,7 @@ def main():
     thread = threading.Thread(target=writer, daemon=True)
     thread.start()
     for replicas in (5, 3):
-        scale(args, replicas)
+        scale(args, gateway, replicas)
         print(f"e2e: workers at {replicas}; acknowledged up to id {acknowledged[0]}")
     stop.set()
     thread.join(60)

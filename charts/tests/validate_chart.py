@@ -22,7 +22,7 @@ KUBERNETES = "1.33.0"
 
 NON_DEFAULT = {
     "image": {"repository": "registry.example.com/vectron-operator", "tag": "9.9.9", "pullPolicy": "Always"},
-    "replicaCount": 3,
+    "replicaCount": 1,
     "leaderElection": {"enabled": False},
     "serviceAccount": {"create": False, "name": "existing-sa"},
     "watchNamespaces": ["team-a", "team-b"],
@@ -36,6 +36,8 @@ NON_DEFAULT = {
 
 BAD_VALUES = [
     ({"replicaCount": 0}, "replicaCount"),
+    # Two operators without a Lease would both reconcile every cluster.
+    ({"replicaCount": 2, "leaderElection": {"enabled": False}}, "replicaCount"),
     ({"image": {"repository": ""}}, "repository"),
     ({"image": {"repository": "x", "pullPolicy": "Sometimes"}}, "pullPolicy"),
     ({"metrics": {"port": 80}}, "port"),

@@ -183,7 +183,7 @@ impl GrpcPlacement {
         let client = self
             .client(&self.access.endpoint)
             .await
-            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            .map_err(as_status)?;
         match call(client).await {
             Ok(reply) => Ok(reply.into_inner()),
             Err(status) => {
@@ -195,13 +195,19 @@ impl GrpcPlacement {
                 let Some(leader) = hint else {
                     return Err(status);
                 };
-                let client = self
-                    .client(&leader)
-                    .await
-                    .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+                let client = self.client(&leader).await.map_err(as_status)?;
                 call(client).await.map(tonic::Response::into_inner)
             }
         }
+    }
+}
+
+/// The status a local failure to reach PD stands for, keeping its reason
+/// as written (so `failure` gives back the same error).
+fn as_status(error: PlacementError) -> tonic::Status {
+    match error {
+        PlacementError::Unreachable(reason) => tonic::Status::unavailable(reason),
+        PlacementError::Refused(reason) => tonic::Status::failed_precondition(reason),
     }
 }
 

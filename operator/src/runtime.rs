@@ -114,6 +114,7 @@ fn outcome(result: &Result<reconcile::Requeue, ReconcileError>) -> String {
         Err(ReconcileError::Incomplete(_)) => "incomplete".into(),
         Err(ReconcileError::Random(_)) => "random".into(),
         Err(ReconcileError::Pki(_)) => "pki".into(),
+        Err(ReconcileError::Encode(_)) => "encode".into(),
     }
 }
 

@@ -24,7 +24,14 @@ pub struct Observed {
     pub endpoint: Option<String>,
     /// Why the spec cannot be reconciled, if it cannot.
     pub invalid: Option<String>,
+    /// The PD-facing steps (member removal, drains) that failed this
+    /// round, and why; every other change was still applied.
+    pub pd_unreachable: Option<String>,
 }
+
+/// Condition type, True while PD-facing steps are held back because PD
+/// could not be reached or refused.
+pub const PD_UNREACHABLE: &str = "PdUnreachable";
 
 /// Condition `type_` with status True when `on`, keeping the previous
 /// transition time when its status did not change.
@@ -152,6 +159,26 @@ pub fn cluster_status(
             generation,
             now,
         ),
+        match &observed.pd_unreachable {
+            Some(why) => condition(
+                prior,
+                PD_UNREACHABLE,
+                true,
+                "PdCallsFailed",
+                why.clone(),
+                generation,
+                now,
+            ),
+            None => condition(
+                prior,
+                PD_UNREACHABLE,
+                false,
+                "PdAnswered",
+                "every PD-facing step went through".to_owned(),
+                generation,
+                now,
+            ),
+        },
     ];
     VectronClusterStatus {
         observed_generation: generation,
@@ -226,6 +253,21 @@ mod tests {
             "spec.pd.replicas: must be odd"
         );
         assert_eq!(find(&bad, "Degraded").observed_generation, Some(2));
+        assert_eq!(find(&bad, PD_UNREACHABLE).status, "False");
+        let mut cut_off = draining.clone();
+        cut_off.pd_unreachable = Some("draining vec-worker-3: PD unreachable: dns".into());
+        let held = cluster_status(Some(&scaling), &cut_off, "t5");
+        assert_eq!(held.phase, ClusterPhase::Scaling);
+        let trouble = find(&held, PD_UNREACHABLE);
+        assert_eq!(
+            (trouble.status.as_str(), trouble.reason.as_str()),
+            ("True", "PdCallsFailed")
+        );
+        assert!(
+            trouble.message.contains("vec-worker-3"),
+            "{}",
+            trouble.message
+        );
     }
 
     #[test]

@@ -139,3 +139,48 @@ fn internal_tls(spec: &InternalTlsSpec) -> Result<(), InvalidSpec> {
         _ => Ok(()),
     }
 }
+
+/// Checks that `workers` can hold every replica of the cluster's
+/// `collections` (name, replication factor): a worker holds at most one
+/// replica of a shard, so fewer workers than a replication factor leave a
+/// drain that can never finish.
+pub fn workers_cover_replication(
+    workers: i32,
+    collections: &[(String, i32)],
+) -> Result<(), InvalidSpec> {
+    let Some((collection, factor)) = collections
+        .iter()
+        .max_by_key(|(name, factor)| (*factor, std::cmp::Reverse(name.clone())))
+    else {
+        return Ok(());
+    };
+    if workers < *factor {
+        return Err(invalid(
+            "spec.workers.replicas",
+            format!(
+                "{workers} workers cannot hold the {factor} replicas of each shard of \
+                 collection {collection} (replicationFactor {factor})"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod replication_tests {
+    use super::workers_cover_replication;
+
+    #[test]
+    fn workers_must_cover_the_highest_replication_factor() {
+        let collections = [("docs".to_owned(), 3), ("logs".to_owned(), 2)];
+        assert!(workers_cover_replication(3, &collections).is_ok());
+        assert!(workers_cover_replication(1, &[]).is_ok());
+        let refused = workers_cover_replication(2, &collections).expect_err("below RF 3");
+        assert_eq!(refused.field, "spec.workers.replicas");
+        assert!(
+            refused.message.contains("collection docs"),
+            "{}",
+            refused.message
+        );
+    }
+}

@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::{Context, ReconcileError, Requeue};
 use crate::apply::Applier;
 use crate::build::{self, ADMIN_PASSWORD_KEY, BuildInput, JWT_KEY, Kept};
-use crate::crd::VectronCluster;
+use crate::crd::{Collection, VectronCluster};
 use crate::labels::{self, Component};
 use crate::placement::Placement;
 use crate::scale::{self, WorkerScale};
@@ -102,6 +102,25 @@ pub async fn reconcile<P: Placement>(
         return Ok(Requeue(Duration::from_secs(300)));
     }
 
+    // Fewer workers than a collection's replication factor: the drain of
+    // the leaving ones could never finish.
+    let collections: Vec<(String, i32)> =
+        Api::<Collection>::namespaced(ctx.client.clone(), &namespace)
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter(|c| c.spec.cluster == name && c.metadata.deletion_timestamp.is_none())
+            .map(|c| (c.name_any(), c.spec.replication_factor))
+            .collect();
+    if let Err(invalid) =
+        crate::validate::workers_cover_replication(cluster.spec.workers.replicas, &collections)
+    {
+        observed.invalid = Some(invalid.to_string());
+        write_status(&clusters, cluster, &observed, ctx).await?;
+        return Ok(Requeue(Duration::from_secs(60)));
+    }
+
     let sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &namespace);
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let pd_set = sets
@@ -167,28 +186,58 @@ pub async fn reconcile<P: Placement>(
     .await?;
     let placement = (ctx.placement)(&access);
 
-    // PD shrinks through its member API before its StatefulSet does.
+    // PD shrinks through its member API before its StatefulSet does. A PD
+    // that cannot be reached holds back only the PD-facing steps: every
+    // other change is still applied, and the status says why.
+    let mut pd_failures = Vec::new();
     if let Some(current) = replicas(pd_set.as_ref()) {
         for node_id in scale::leaving_pd_members(current, spec.pd.replicas) {
-            placement.remove_member(node_id).await?;
-            tracing::info!(cluster = %name, node_id, "removed a PD member before scaling down");
+            match placement.remove_member(node_id).await {
+                Ok(()) => {
+                    tracing::info!(cluster = %name, node_id, "removed a PD member before scaling down");
+                }
+                Err(e) => {
+                    pd_failures.push(format!("removing PD member {node_id}: {e}"));
+                    spec.pd.replicas = current;
+                    break;
+                }
+            }
         }
     }
 
-    // Workers shrink only once PD has moved every replica off them.
+    // Workers shrink only once PD has moved every replica off them; while
+    // PD cannot say, they stay.
     let current_workers = replicas(worker_set.as_ref());
     let leaving = current_workers
         .map(|current| scale::leaving_workers(&name, current, spec.workers.replicas))
         .unwrap_or_default();
     let mut held = std::collections::BTreeMap::new();
+    let mut drain_unknown = false;
     for worker in &leaving {
-        placement.drain_worker(worker).await?;
-        let info = placement.worker(worker).await?;
-        held.insert(worker.clone(), info.map(|i| i.replicas));
+        let asked = match placement.drain_worker(worker).await {
+            Ok(()) => placement.worker(worker).await,
+            Err(e) => Err(e),
+        };
+        match asked {
+            Ok(info) => {
+                held.insert(worker.clone(), info.map(|i| i.replicas));
+            }
+            Err(e) => {
+                pd_failures.push(format!("draining {worker}: {e}"));
+                drain_unknown = true;
+                break;
+            }
+        }
     }
-    let decision = scale::worker_scale(&name, current_workers, spec.workers.replicas, |w| {
-        held.get(w).copied().flatten()
-    });
+    let decision = match current_workers {
+        Some(current) if drain_unknown => WorkerScale::WaitForDrain {
+            keep: current,
+            waiting: leaving.clone(),
+        },
+        _ => scale::worker_scale(&name, current_workers, spec.workers.replicas, |w| {
+            held.get(w).copied().flatten()
+        }),
+    };
     if let WorkerScale::WaitForDrain { keep, waiting } = &decision {
         spec.workers.replicas = *keep;
         observed.draining = waiting.clone();
@@ -201,9 +250,15 @@ pub async fn reconcile<P: Placement>(
 
     if let WorkerScale::Shrink { leaving } = &decision {
         for worker in leaving {
-            placement.remove_worker(worker).await?;
-            tracing::info!(cluster = %name, worker, "drained worker removed from PD");
+            match placement.remove_worker(worker).await {
+                Ok(()) => tracing::info!(cluster = %name, worker, "drained worker removed from PD"),
+                Err(e) => pd_failures.push(format!("removing drained {worker}: {e}")),
+            }
         }
+    }
+    if !pd_failures.is_empty() {
+        tracing::warn!(cluster = %name, failures = ?pd_failures, "PD-facing steps held back");
+        observed.pd_unreachable = Some(pd_failures.join("; "));
     }
 
     observe_readiness(&ctx.client, &namespace, &name, &spec, &mut observed).await?;
@@ -219,6 +274,7 @@ pub async fn reconcile<P: Placement>(
     ));
     write_status(&clusters, cluster, &observed, ctx).await?;
     let settled = observed.draining.is_empty()
+        && observed.pd_unreachable.is_none()
         && [observed.pd, observed.workers, observed.gateway]
             .iter()
             .all(|(want, ready)| ready >= want);
@@ -267,6 +323,18 @@ async fn write_status<P: Placement>(
     if cluster.status.as_ref() == Some(&status) {
         return Ok(());
     }
+    let pd_trouble = |s: &crate::crd::VectronClusterStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == status::PD_UNREACHABLE && c.status == "True")
+            .cloned()
+    };
+    if let Some(trouble) = pd_trouble(&status)
+        && cluster.status.as_ref().and_then(pd_trouble).is_none()
+    {
+        ctx.event(cluster, true, &trouble.reason, trouble.message)
+            .await;
+    }
     if cluster.status.as_ref().map(|s| s.phase) != Some(status.phase) {
         let degraded = status.conditions.iter().find(|c| c.type_ == "Degraded");
         let progressing = status.conditions.iter().find(|c| c.type_ == "Progressing");
@@ -284,7 +352,7 @@ async fn write_status<P: Placement>(
     api.patch_status(
         &cluster.name_any(),
         &PatchParams::default(),
-        &Patch::Merge(json!({"status": status})),
+        &Patch::Merge(json!({"status": super::status_patch(cluster.status.as_ref(), &status)?})),
     )
     .await?;
     Ok(())

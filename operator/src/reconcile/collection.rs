@@ -42,15 +42,24 @@ fn invalid_spec(collection: &Collection) -> Option<String> {
     None
 }
 
+/// Replaces the finalizer list of `collection`, as read, with
+/// `finalizers`. The patch carries the resourceVersion read, so the server
+/// refuses it (409, retried by the controller) if anyone changed the
+/// object since: a finalizer another controller added meanwhile is never
+/// dropped.
 async fn set_finalizers(
     api: &Api<Collection>,
-    name: &str,
+    collection: &Collection,
     finalizers: Vec<String>,
 ) -> Result<(), ReconcileError> {
+    let mut metadata = json!({ "finalizers": finalizers });
+    if let Some(version) = collection.resource_version() {
+        metadata["resourceVersion"] = json!(version);
+    }
     api.patch(
-        name,
+        &collection.name_any(),
         &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"finalizers": finalizers}})),
+        &Patch::Merge(json!({ "metadata": metadata })),
     )
     .await?;
     Ok(())
@@ -107,14 +116,14 @@ pub async fn reconcile<P: Placement>(
                 .filter(|f| *f != FINALIZER)
                 .cloned()
                 .collect();
-            set_finalizers(&api, &name, rest).await?;
+            set_finalizers(&api, collection, rest).await?;
         }
         return Ok(Requeue(Duration::from_secs(300)));
     }
     if collection.spec.deletion_policy == DeletionPolicy::Delete && !has_finalizer {
         let mut finalizers = collection.finalizers().to_vec();
         finalizers.push(FINALIZER.to_owned());
-        set_finalizers(&api, &name, finalizers).await?;
+        set_finalizers(&api, collection, finalizers).await?;
     }
 
     let mut status = CollectionStatus {
@@ -180,7 +189,9 @@ pub async fn reconcile<P: Placement>(
         api.patch_status(
             &name,
             &PatchParams::default(),
-            &Patch::Merge(json!({"status": status})),
+            &Patch::Merge(json!({
+                "status": super::status_patch(collection.status.as_ref(), &status)?
+            })),
         )
         .await?;
     }

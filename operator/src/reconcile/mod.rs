@@ -77,6 +77,9 @@ pub enum ReconcileError {
     /// The cluster's internal CA or a certificate could not be made.
     #[error("internal TLS: {0}")]
     Pki(#[from] vectron_tls::TlsError),
+    /// A status could not be encoded as JSON.
+    #[error("cannot encode a status: {0}")]
+    Encode(String),
 }
 
 impl From<ApplyError> for ReconcileError {
@@ -104,4 +107,18 @@ pub fn system_now() -> String {
     k8s_openapi::jiff::Timestamp::from_second(now.as_second())
         .unwrap_or(now)
         .to_string()
+}
+
+/// The merge patch from the stored status to `new`, clearing what `new`
+/// no longer has (a finished drain, a gone endpoint).
+pub(crate) fn status_patch<S: serde::Serialize>(
+    old: Option<&S>,
+    new: &S,
+) -> Result<serde_json::Value, ReconcileError> {
+    let encode = |s| serde_json::to_value(s).map_err(|e| ReconcileError::Encode(e.to_string()));
+    let old = match old {
+        Some(old) => encode(old)?,
+        None => serde_json::Value::Null,
+    };
+    Ok(crate::patch::merge_patch(&old, &encode(new)?))
 }

@@ -27,6 +27,8 @@ struct PdState {
     workers: BTreeMap<String, u32>,
     collections: BTreeMap<String, CollectionInfo>,
     calls: Vec<String>,
+    /// Every worker and member call fails as if PD were unreachable.
+    down: bool,
 }
 
 #[derive(Clone, Default)]
@@ -39,26 +41,36 @@ impl FakePd {
     fn calls(&self) -> Vec<String> {
         self.state().calls.clone()
     }
+    fn reachable(&self) -> Result<(), PlacementError> {
+        if self.state().down {
+            return Err(PlacementError::Unreachable("connection refused".into()));
+        }
+        Ok(())
+    }
 }
 
 impl Placement for FakePd {
     async fn drain_worker(&self, name: &str) -> Result<(), PlacementError> {
+        self.reachable()?;
         self.state().calls.push(format!("drain {name}"));
         Ok(())
     }
     async fn worker(&self, name: &str) -> Result<Option<WorkerInfo>, PlacementError> {
+        self.reachable()?;
         Ok(self.state().workers.get(name).map(|r| WorkerInfo {
             replicas: *r,
             draining: true,
         }))
     }
     async fn remove_worker(&self, name: &str) -> Result<(), PlacementError> {
+        self.reachable()?;
         let mut state = self.state();
         state.calls.push(format!("remove {name}"));
         state.workers.remove(name);
         Ok(())
     }
     async fn remove_member(&self, node_id: u64) -> Result<(), PlacementError> {
+        self.reachable()?;
         self.state().calls.push(format!("remove member {node_id}"));
         Ok(())
     }
@@ -296,6 +308,90 @@ async fn scaling_workers_down_waits_for_pd_to_drain_them() {
         !calls.iter().any(|c| c.contains("vec-worker-0")),
         "{calls:?}"
     );
+    let status = get_cluster(&client, "search", "vec")
+        .await
+        .status
+        .expect("status");
+    assert_eq!(
+        status.workers.map(|w| w.draining),
+        Some(vec![]),
+        "a finished drain leaves the status"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_pd_holds_back_only_the_drain() {
+    let client = client_with(vec![fixture_json("minimal.yaml")]).await;
+    let pd = FakePd::default();
+    let ctx = context(client.clone(), &pd);
+    set_workers(&client, 5).await;
+    cluster::reconcile(&get_cluster(&client, "search", "vec").await, &ctx)
+        .await
+        .expect("at five");
+    pd.state().down = true;
+
+    Api::<VectronCluster>::namespaced(client.clone(), "search")
+        .patch(
+            "vec",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"workers": {"replicas": 3}, "gateway": {"replicas": 4}}}),
+            ),
+        )
+        .await
+        .expect("patch spec");
+    cluster::reconcile(&get_cluster(&client, "search", "vec").await, &ctx)
+        .await
+        .expect("a PD outage is not a reconcile failure");
+    let workers = stateful_set(&client, "search", "vec-worker")
+        .await
+        .expect("workers");
+    assert_eq!(
+        replicas(&workers),
+        5,
+        "no worker leaves while PD cannot drain it"
+    );
+    let gateway = Api::<Deployment>::namespaced(client.clone(), "search")
+        .get("vec-gateway")
+        .await
+        .expect("gateway");
+    assert_eq!(
+        gateway.spec.and_then(|s| s.replicas),
+        Some(4),
+        "the rest of the spec is applied"
+    );
+    let status = get_cluster(&client, "search", "vec")
+        .await
+        .status
+        .expect("status");
+    let trouble = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "PdUnreachable")
+        .expect("PdUnreachable");
+    assert_eq!(trouble.status, "True");
+    assert!(
+        trouble.message.contains("connection refused"),
+        "{}",
+        trouble.message
+    );
+
+    pd.state().down = false;
+    set_workers(&client, 5).await;
+    cluster::reconcile(&get_cluster(&client, "search", "vec").await, &ctx)
+        .await
+        .expect("PD back, scale cancelled");
+    let status = get_cluster(&client, "search", "vec")
+        .await
+        .status
+        .expect("status");
+    let trouble = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "PdUnreachable")
+        .expect("PdUnreachable");
+    assert_eq!(trouble.status, "False");
+    assert_eq!(status.workers.map(|w| w.draining), Some(vec![]));
 }
 
 #[tokio::test]
@@ -666,4 +762,42 @@ async fn the_operator_makes_a_ca_issues_each_role_a_certificate_and_renews_only_
             assert_eq!(before.data, after.data, "{} kept", role.as_str());
         }
     }
+}
+
+#[tokio::test]
+async fn workers_may_not_go_below_a_collections_replication_factor() {
+    let client = client_with(vec![
+        fixture_json("minimal.yaml"),
+        collection_json(json!({})),
+    ])
+    .await;
+    let pd = FakePd::default();
+    let ctx = context(client.clone(), &pd);
+    cluster::reconcile(&get_cluster(&client, "search", "vec").await, &ctx)
+        .await
+        .expect("at three");
+    set_workers(&client, 2).await;
+    cluster::reconcile(&get_cluster(&client, "search", "vec").await, &ctx)
+        .await
+        .expect("refused as invalid");
+    let workers = stateful_set(&client, "search", "vec-worker")
+        .await
+        .expect("workers");
+    assert_eq!(replicas(&workers), 3, "nothing drains");
+    assert!(pd.calls().is_empty(), "{:?}", pd.calls());
+    let status = get_cluster(&client, "search", "vec")
+        .await
+        .status
+        .expect("status");
+    let degraded = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .expect("Degraded");
+    assert_eq!(degraded.reason, "InvalidSpec");
+    assert!(
+        degraded.message.starts_with("spec.workers.replicas:") && degraded.message.contains("docs"),
+        "{}",
+        degraded.message
+    );
 }

@@ -144,6 +144,7 @@ async fn deleting_drops_in_pd_then_releases_exactly_the_finalizer() {
     let docs = collection(json!({
         "finalizers": ["other.example/keep", collection::FINALIZER],
         "deletionTimestamp": "2026-11-23T11:00:00Z",
+        "resourceVersion": "41",
     }));
     let server = tokio::spawn(async move {
         let mut handle = pin!(handle);
@@ -166,8 +167,8 @@ async fn deleting_drops_in_pd_then_releases_exactly_the_finalizer() {
         assert_eq!(content_type, "application/merge-patch+json");
         assert_eq!(
             body,
-            json!({"metadata": {"finalizers": ["other.example/keep"]}}),
-            "only our finalizer goes"
+            json!({"metadata": {"finalizers": ["other.example/keep"], "resourceVersion": "41"}}),
+            "only our finalizer goes, and only from the version read"
         );
         send.send_response(respond(&json!({
             "apiVersion": "vectron.io/v1alpha1", "kind": "Collection",

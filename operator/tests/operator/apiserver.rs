@@ -1,0 +1,698 @@
+//! The operator and its chart against a real Kubernetes API server (the
+//! `e2e/apiserver` control plane: etcd, kube-apiserver with RBAC and
+//! service-account tokens, kube-controller-manager; no scheduler or
+//! kubelet, so Pods stay Pending): the CRDs through `kubectl apply` and
+//! the server's own CEL, defaulting and strict field validation; the chart
+//! through `helm install`, `upgrade` and `uninstall`; and the real
+//! `vectron-operator` binary, authenticated with the chart's
+//! ServiceAccount token so it has exactly the RBAC the chart grants,
+//! reconciling `examples/cluster.yaml`.
+//!
+//! `#[ignore]`d: `scripts/test.sh` builds the control plane and runs them
+//! with `--ignored` (see `control_plane`).
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::ClusterRole;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, Resource};
+use serde_json::{Value, json};
+use vectron_operator::crd::{Collection, VectronCluster};
+
+use crate::control_plane::{ControlPlane, failed, stop, succeeded};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn path(relative: &str) -> String {
+    repo().join(relative).display().to_string()
+}
+
+/// Polls `probe` every 250 ms until it answers `Some`, for at most `limit`.
+async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn install_crds(plane: &ControlPlane) {
+    succeeded(
+        "kubectl apply crds/",
+        &plane.kubectl(&[
+            "apply",
+            "--server-side",
+            "--validate=strict",
+            "-f",
+            &path("crds"),
+        ]),
+    );
+    succeeded(
+        "CRDs established",
+        &plane.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/vectronclusters.vectron.io",
+            "crd/collections.vectron.io",
+        ]),
+    );
+}
+
+fn create_namespace(plane: &ControlPlane, name: &str) {
+    succeeded(
+        "create namespace",
+        &plane.kubectl(&["create", "namespace", name]),
+    );
+}
+
+fn dynamic<K: Resource<DynamicType = ()>>(client: &Client, namespace: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), namespace, &ApiResource::erase::<K>(&()))
+}
+
+fn object<K: Resource<DynamicType = ()>>(name: &str, spec: Value) -> DynamicObject {
+    let mut object = DynamicObject::new(name, &ApiResource::erase::<K>(&()));
+    object.data = json!({ "spec": spec });
+    object
+}
+
+/// The server's refusal of creating `spec`, as its message.
+async fn refused<K: Resource<DynamicType = ()>>(api: &Api<DynamicObject>, spec: Value) -> String {
+    match api
+        .create(
+            &PostParams::default(),
+            &object::<K>("refused", spec.clone()),
+        )
+        .await
+    {
+        Ok(_) => panic!("the API server accepted {spec}"),
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 422, "{status:?}");
+            status.message
+        }
+        Err(other) => panic!("not a refusal: {other}"),
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the real control plane: scripts/test.sh builds e2e/apiserver and runs these with --ignored"]
+async fn the_api_server_takes_the_crds_and_enforces_their_rules() {
+    let plane = ControlPlane::start();
+    install_crds(&plane);
+    create_namespace(&plane, "search");
+    let client = plane.client().await;
+
+    // Defaults are the server's, from the schema.
+    let clusters = dynamic::<VectronCluster>(&client, "search");
+    clusters
+        .create(
+            &PostParams::default(),
+            &object::<VectronCluster>("small", json!({"image": "v:1"})),
+        )
+        .await
+        .expect("a minimal cluster is accepted");
+    let stored = clusters.get("small").await.expect("stored");
+    let spec = &stored.data["spec"];
+    assert_eq!(spec["pd"]["replicas"], json!(3), "{spec}");
+    assert_eq!(spec["workers"]["replicas"], json!(3), "{spec}");
+    assert_eq!(spec["internalTls"]["mode"], json!("Operator"), "{spec}");
+    assert_eq!(spec["internalTls"]["certificateDays"], json!(90), "{spec}");
+
+    for (spec, expected) in [
+        (
+            json!({"image": "v:1", "pd": {"replicas": 4}}),
+            "pd.replicas must be odd",
+        ),
+        (
+            json!({"image": "v:1", "workers": {"replicas": 0}}),
+            "workers.replicas must be at least 1",
+        ),
+        (json!({"image": ""}), "image must not be empty"),
+        (
+            json!({"image": "v:1", "internalTls": {"mode": "CertManager"}}),
+            "internalTls.issuerRef is required",
+        ),
+        (
+            json!({"image": "v:1", "internalTls": {"certificateDays": 1}}),
+            "certificateDays must be between 3 and 825",
+        ),
+        (
+            json!({"image": "v:1", "gateway": {"tls": {"secretName": ""}}}),
+            "gateway.tls.secretName must not be empty",
+        ),
+        (
+            json!({"image": "v:1", "internalTls": {"mode": "Sometimes"}}),
+            "Unsupported value",
+        ),
+    ] {
+        let message = refused::<VectronCluster>(&clusters, spec.clone()).await;
+        assert!(
+            message.contains(expected),
+            "{spec}: expected {expected:?} in {message}"
+        );
+    }
+    clusters
+        .create(
+            &PostParams::default(),
+            &object::<VectronCluster>(
+                "managed",
+                json!({"image": "v:1", "internalTls": {"mode": "CertManager", "issuerRef": {"name": "ca"}}}),
+            ),
+        )
+        .await
+        .expect("cert-manager mode with an issuer is accepted");
+
+    // Strict field validation names an unknown field instead of dropping it.
+    let manifest = "apiVersion: vectron.io/v1alpha1\nkind: VectronCluster\nmetadata: {name: typo, namespace: search}\nspec: {image: 'v:1', workers: {replica: 3}}\n";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("typo.yaml");
+    std::fs::write(&file, manifest).expect("write manifest");
+    let error = failed(
+        "apply with an unknown field",
+        &plane.kubectl(&[
+            "apply",
+            "--server-side",
+            "--validate=strict",
+            "-f",
+            &file.display().to_string(),
+        ]),
+    );
+    assert!(error.contains("replica"), "{error}");
+
+    // Collections: dimension, metric and shards are immutable; the
+    // replication factor may change.
+    let collections = dynamic::<Collection>(&client, "search");
+    collections
+        .create(
+            &PostParams::default(),
+            &object::<Collection>("docs", json!({"cluster": "small", "dimension": 384})),
+        )
+        .await
+        .expect("a collection is accepted");
+    let stored = collections.get("docs").await.expect("stored");
+    assert_eq!(stored.data["spec"]["metric"], json!("cosine"));
+    assert_eq!(stored.data["spec"]["shards"], json!(4));
+    for (change, field) in [
+        (json!({"dimension": 768}), "dimension"),
+        (json!({"metric": "l2"}), "metric"),
+        (json!({"shards": 8}), "shards"),
+    ] {
+        match collections
+            .patch(
+                "docs",
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "spec": change })),
+            )
+            .await
+        {
+            Err(kube::Error::Api(status)) => assert!(
+                status.message.contains(&format!("{field} is immutable")),
+                "{}",
+                status.message
+            ),
+            other => panic!("changing {field} was not refused: {other:?}"),
+        }
+    }
+    collections
+        .patch(
+            "docs",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicationFactor": 2}})),
+        )
+        .await
+        .expect("the replication factor may change");
+}
+
+const RELEASE: &str = "vectron-operator";
+const OPERATOR_NAMESPACE: &str = "vectron-system";
+
+fn helm_install(plane: &ControlPlane, extra: &[&str]) {
+    let chart = path("charts/vectron-operator");
+    let mut args = vec![
+        "install",
+        RELEASE,
+        &chart,
+        "--namespace",
+        OPERATOR_NAMESPACE,
+        "--create-namespace",
+    ];
+    args.extend_from_slice(extra);
+    succeeded("helm install", &plane.helm(&args));
+}
+
+#[tokio::test]
+#[ignore = "needs the real control plane: scripts/test.sh builds e2e/apiserver and runs these with --ignored"]
+async fn helm_installs_upgrades_and_uninstalls_the_chart() {
+    let plane = ControlPlane::start();
+    helm_install(&plane, &[]);
+    let client = plane.client().await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
+    let deployment = deployments
+        .get(RELEASE)
+        .await
+        .expect("the operator's Deployment");
+    assert_eq!(deployment.spec.and_then(|s| s.replicas), Some(2));
+    Api::<ServiceAccount>::namespaced(client.clone(), OPERATOR_NAMESPACE)
+        .get(RELEASE)
+        .await
+        .expect("the ServiceAccount");
+    Api::<Service>::namespaced(client.clone(), OPERATOR_NAMESPACE)
+        .get(RELEASE)
+        .await
+        .expect("the metrics Service");
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    roles.get(RELEASE).await.expect("the ClusterRole");
+    succeeded(
+        "the chart's CRDs are established",
+        &plane.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/vectronclusters.vectron.io",
+            "crd/collections.vectron.io",
+        ]),
+    );
+    // The Deployment's Pods are created by the controller-manager.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
+    wait_for("the operator's Pod", Duration::from_secs(60), || async {
+        let list = pods.list(&ListParams::default()).await.ok()?;
+        (!list.items.is_empty()).then_some(())
+    })
+    .await;
+
+    let chart = path("charts/vectron-operator");
+    succeeded(
+        "helm upgrade",
+        &plane.helm(&[
+            "upgrade",
+            RELEASE,
+            &chart,
+            "--namespace",
+            OPERATOR_NAMESPACE,
+            "--set",
+            "replicaCount=3",
+            "--set",
+            "logLevel=debug",
+        ]),
+    );
+    let deployment = deployments.get(RELEASE).await.expect("the Deployment");
+    assert_eq!(deployment.spec.as_ref().and_then(|s| s.replicas), Some(3));
+    let env = deployment
+        .spec
+        .and_then(|s| s.template.spec)
+        .and_then(|p| p.containers.into_iter().next())
+        .and_then(|c| c.env)
+        .unwrap_or_default();
+    assert!(
+        env.iter()
+            .any(|e| e.name == "RUST_LOG" && e.value.as_deref() == Some("debug")),
+        "{env:?}"
+    );
+
+    let refused = failed(
+        "helm upgrade with a bad value",
+        &plane.helm(&[
+            "upgrade",
+            RELEASE,
+            &chart,
+            "--namespace",
+            OPERATOR_NAMESPACE,
+            "--set",
+            "replicaCount=0",
+        ]),
+    );
+    assert!(refused.contains("replicaCount"), "{refused}");
+    // Two operators without a Lease would both reconcile every cluster.
+    let refused = failed(
+        "helm upgrade with two replicas and no leader election",
+        &plane.helm(&[
+            "upgrade",
+            RELEASE,
+            &chart,
+            "--namespace",
+            OPERATOR_NAMESPACE,
+            "--set",
+            "replicaCount=2",
+            "--set",
+            "leaderElection.enabled=false",
+        ]),
+    );
+    assert!(refused.contains("replicaCount"), "{refused}");
+    let deployment = deployments.get(RELEASE).await.expect("the Deployment");
+    assert_eq!(
+        deployment.spec.as_ref().and_then(|s| s.replicas),
+        Some(3),
+        "a refused upgrade changes nothing"
+    );
+
+    succeeded(
+        "helm uninstall",
+        &plane.helm(&["uninstall", RELEASE, "--namespace", OPERATOR_NAMESPACE]),
+    );
+    assert!(deployments.get_opt(RELEASE).await.expect("get").is_none());
+    assert!(roles.get_opt(RELEASE).await.expect("get").is_none());
+}
+
+/// A kubeconfig for the chart's ServiceAccount: the admin kubeconfig's
+/// server and CA with a token from the TokenRequest API.
+fn service_account_kubeconfig(plane: &ControlPlane, dir: &Path) -> PathBuf {
+    let token = succeeded(
+        "kubectl create token",
+        &plane.kubectl(&[
+            "create",
+            "token",
+            RELEASE,
+            "--namespace",
+            OPERATOR_NAMESPACE,
+            "--duration=1h",
+        ]),
+    );
+    let admin = std::fs::read_to_string(plane.kubeconfig()).expect("admin kubeconfig");
+    let admin: Value = serde_saphyr::from_str(&admin).expect("kubeconfig YAML");
+    let cluster = admin["clusters"][0]["cluster"].clone();
+    let config = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "plane", "cluster": cluster}],
+        "users": [{"name": "operator", "user": {"token": token.trim()}}],
+        "contexts": [{"name": "operator", "context": {"cluster": "plane", "user": "operator"}}],
+        "current-context": "operator",
+    });
+    let file = dir.join("operator.kubeconfig");
+    std::fs::write(&file, config.to_string()).expect("write kubeconfig");
+    file
+}
+
+/// The real operator binary, stopped when dropped.
+struct Operator(Child);
+
+impl Operator {
+    fn start(kubeconfig: &Path, log: &Path) -> Self {
+        let log = std::fs::File::create(log).expect("operator log");
+        let child = Command::new(env!("CARGO_BIN_EXE_vectron-operator"))
+            .args(["run", "--metrics-addr", "127.0.0.1:0"])
+            .env("KUBECONFIG", kubeconfig)
+            .env("POD_NAMESPACE", OPERATOR_NAMESPACE)
+            .env("POD_NAME", "operator-under-test")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start vectron-operator");
+        Operator(child)
+    }
+
+    fn running(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        stop(&mut self.0, Duration::from_secs(10));
+    }
+}
+
+fn controlled_by(meta: &kube::api::ObjectMeta, uid: &str) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.uid == uid && o.controller == Some(true) && o.kind == "VectronCluster")
+}
+
+fn condition(cluster: &VectronCluster, type_: &str) -> Option<(String, String)> {
+    cluster
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.message.clone()))
+}
+
+fn image_of(set: &StatefulSet) -> Option<String> {
+    set.spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .first()?
+        .image
+        .clone()
+}
+
+#[tokio::test]
+#[ignore = "needs the real control plane: scripts/test.sh builds e2e/apiserver and runs these with --ignored"]
+async fn the_operator_reconciles_a_cluster_with_the_rbac_the_chart_grants() {
+    let plane = ControlPlane::start();
+    helm_install(&plane, &[]);
+    create_namespace(&plane, "search");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("operator.log");
+    let kubeconfig = service_account_kubeconfig(&plane, dir.path());
+    let mut operator = Operator::start(&kubeconfig, &log);
+    let operator_log = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    succeeded(
+        "kubectl apply examples/cluster.yaml",
+        &plane.kubectl(&[
+            "apply",
+            "--server-side",
+            "--validate=strict",
+            "--namespace",
+            "search",
+            "-f",
+            &path("examples/cluster.yaml"),
+        ]),
+    );
+    let client = plane.client().await;
+    let clusters: Api<VectronCluster> = Api::namespaced(client.clone(), "search");
+    let uid = clusters
+        .get("demo")
+        .await
+        .expect("the cluster")
+        .metadata
+        .uid
+        .expect("uid");
+
+    // Every object the cluster needs, each owned by it.
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), "search");
+    let limit = Duration::from_secs(90);
+    for name in ["demo-pd", "demo-worker"] {
+        let set = wait_for(&format!("StatefulSet {name}"), limit, || async {
+            sets.get_opt(name).await.ok().flatten()
+        })
+        .await;
+        assert!(controlled_by(&set.metadata, &uid), "{name} is not owned");
+    }
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "search");
+    for name in ["demo-gateway", "demo-auth"] {
+        let deployment = wait_for(&format!("Deployment {name}"), limit, || async {
+            deployments.get_opt(name).await.ok().flatten()
+        })
+        .await;
+        assert!(
+            controlled_by(&deployment.metadata, &uid),
+            "{name} is not owned"
+        );
+    }
+    let owned = |metas: Vec<kube::api::ObjectMeta>| {
+        metas
+            .into_iter()
+            .filter(|m| controlled_by(m, &uid))
+            .filter_map(|m| m.name)
+            .collect::<Vec<_>>()
+    };
+    let services = Api::<Service>::namespaced(client.clone(), "search")
+        .list(&ListParams::default())
+        .await
+        .expect("services");
+    let services = owned(services.items.into_iter().map(|s| s.metadata).collect());
+    assert!(services.iter().any(|s| s == "demo-gateway"), "{services:?}");
+    assert!(services.iter().any(|s| s == "demo-pd"), "{services:?}");
+    let budgets = Api::<PodDisruptionBudget>::namespaced(client.clone(), "search")
+        .list(&ListParams::default())
+        .await
+        .expect("budgets");
+    assert!(
+        owned(budgets.items.into_iter().map(|b| b.metadata).collect()).len() >= 2,
+        "PD and worker budgets"
+    );
+    let policies = Api::<NetworkPolicy>::namespaced(client.clone(), "search")
+        .list(&ListParams::default())
+        .await
+        .expect("policies");
+    assert!(!owned(policies.items.into_iter().map(|p| p.metadata).collect()).is_empty());
+    let secrets = Api::<Secret>::namespaced(client.clone(), "search")
+        .list(&ListParams::default())
+        .await
+        .expect("secrets");
+    let secrets = owned(secrets.items.into_iter().map(|s| s.metadata).collect());
+    for expected in [
+        "demo-internal-ca",
+        "demo-internal-tls-pd",
+        "demo-internal-tls-worker",
+        "demo-jwt",
+        "demo-admin",
+    ] {
+        assert!(
+            secrets.iter().any(|s| s == expected),
+            "{expected} missing from {secrets:?}"
+        );
+    }
+
+    // The status subresource, and an Event.
+    let cluster = wait_for("the status", limit, || async {
+        let cluster = clusters.get("demo").await.ok()?;
+        (cluster.status.as_ref()?.observed_generation == Some(1)).then_some(cluster)
+    })
+    .await;
+    assert!(
+        condition(&cluster, "Progressing").is_some(),
+        "{:?}",
+        cluster.status
+    );
+    let events: Api<Event> = Api::namespaced(client.clone(), "search");
+    wait_for("an Event about the cluster", limit, || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        list.items
+            .iter()
+            .any(|e| e.regarding.as_ref().and_then(|r| r.uid.as_deref()) == Some(uid.as_str()))
+            .then_some(())
+    })
+    .await;
+    // The controller-manager makes the StatefulSets' Pods.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "search");
+    wait_for("the PD Pods", limit, || async {
+        let list = pods
+            .list(&ListParams::default().labels("app.kubernetes.io/component=pd"))
+            .await
+            .ok()?;
+        (list.items.len() == 3).then_some(())
+    })
+    .await;
+
+    // PD is unreachable (its Pods never run): a worker scale-down is held
+    // back with a condition and a Warning, while an image change still
+    // rolls out.
+    clusters
+        .patch(
+            "demo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"image": "ghcr.io/vectron/vectron:0.1.1", "workers": {"replicas": 2}}})),
+        )
+        .await
+        .expect("edit the cluster");
+    let cluster = wait_for("PdUnreachable", limit, || async {
+        let cluster = clusters.get("demo").await.ok()?;
+        let (status, _) = condition(&cluster, "PdUnreachable")?;
+        (status == "True" && cluster.status.as_ref()?.observed_generation == Some(2))
+            .then_some(cluster)
+    })
+    .await;
+    assert_eq!(
+        cluster
+            .status
+            .as_ref()
+            .and_then(|s| s.workers.as_ref())
+            .map(|w| w.draining.clone()),
+        Some(vec!["demo-worker-2".to_owned()])
+    );
+    let workers = sets.get("demo-worker").await.expect("workers");
+    assert_eq!(
+        workers.spec.as_ref().and_then(|s| s.replicas),
+        Some(3),
+        "no worker leaves undrained"
+    );
+    assert_eq!(
+        image_of(&workers).as_deref(),
+        Some("ghcr.io/vectron/vectron:0.1.1")
+    );
+    let pd = sets.get("demo-pd").await.expect("pd");
+    assert_eq!(
+        image_of(&pd).as_deref(),
+        Some("ghcr.io/vectron/vectron:0.1.1")
+    );
+    wait_for("a PdCallsFailed Warning", limit, || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        list.items
+            .iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("PdCallsFailed")
+                    && e.type_.as_deref() == Some("Warning")
+            })
+            .then_some(())
+    })
+    .await;
+
+    // Scaling back up cancels the scale-down: the draining list and the
+    // condition clear in the stored status.
+    clusters
+        .patch(
+            "demo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"workers": {"replicas": 3}}})),
+        )
+        .await
+        .expect("scale back");
+    let cluster = wait_for("the scale-down to be cancelled", limit, || async {
+        let cluster = clusters.get("demo").await.ok()?;
+        let (status, _) = condition(&cluster, "PdUnreachable")?;
+        (status == "False" && cluster.status.as_ref()?.observed_generation == Some(3))
+            .then_some(cluster)
+    })
+    .await;
+    let stored = dynamic::<VectronCluster>(&client, "search")
+        .get("demo")
+        .await
+        .expect("raw cluster");
+    assert!(
+        stored.data["status"]["workers"].get("draining").is_none(),
+        "a cancelled drain stays in the status: {}",
+        stored.data["status"]
+    );
+    assert!(cluster.status.is_some());
+
+    // Deleting the cluster garbage-collects what it owned.
+    clusters
+        .delete("demo", &Default::default())
+        .await
+        .expect("delete the cluster");
+    wait_for("garbage collection", limit, || async {
+        let left = sets.list(&ListParams::default()).await.ok()?;
+        left.items.is_empty().then_some(())
+    })
+    .await;
+    assert!(
+        operator.running(),
+        "the operator exited:\n{}",
+        operator_log()
+    );
+    let log = operator_log();
+    assert!(
+        !log.contains("forbidden"),
+        "the chart's RBAC refused the operator something:\n{log}"
+    );
+}
