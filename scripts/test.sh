@@ -15,6 +15,9 @@ cd "$(dirname "$0")/.."
 # stay unarmed unless FAILPOINTS names them); release builds never have it.
 cargo test --workspace --all-targets --features vectron/failpoints "$@"
 if [ "$#" -eq 0 ]; then
+  # The same cargo selection as above, so nothing is rebuilt.
+  VECTRON_APISERVER_BIN="$(./scripts/apiserver.sh)" \
+    cargo test --workspace --features vectron/failpoints --test operator -- --ignored apiserver::
   ./tests/chaos/run.sh "${CARGO_TARGET_DIR:-target}/debug/vectron"
   ./scripts/chart-test.sh
   # 77: skipped (no docker/kind here), reported as such, not as a pass.

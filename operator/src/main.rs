@@ -55,6 +55,7 @@ fn run(config: vectron_operator::runtime::RunConfig) -> Result<(), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     vectron_telemetry::init();
+    vectron_tls::install_default_crypto_provider();
     let result = match cli.command {
         Command::Crdgen { out } => crdgen(&out),
         Command::Run {

@@ -277,7 +277,7 @@ async fn helm_installs_upgrades_and_uninstalls_the_chart() {
         .await
         .expect("the ServiceAccount");
     Api::<Service>::namespaced(client.clone(), OPERATOR_NAMESPACE)
-        .get(RELEASE)
+        .get(&format!("{RELEASE}-metrics"))
         .await
         .expect("the metrics Service");
     let roles: Api<ClusterRole> = Api::all(client.clone());

@@ -157,6 +157,7 @@ impl Drop for ControlPlane {
 
 /// A client for `kubeconfig`.
 pub async fn client_from(kubeconfig: &Path) -> Client {
+    vectron_tls::install_default_crypto_provider();
     let config = Kubeconfig::read_from(kubeconfig).expect("a readable kubeconfig");
     let config = kube::Config::from_custom_kubeconfig(config, &KubeConfigOptions::default())
         .await

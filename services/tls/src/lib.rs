@@ -77,3 +77,12 @@ pub enum TlsError {
     #[error("generating a certificate: {0}")]
     Generate(#[from] rcgen::Error),
 }
+
+/// Makes ring the process-wide rustls crypto provider, for libraries that
+/// build their own TLS configs from the process default (kube's client).
+/// With more than one provider compiled in (ring here, aws-lc-rs through
+/// other crates) rustls cannot pick one and panics on first use. Call it
+/// once at start; later calls do nothing.
+pub fn install_default_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
