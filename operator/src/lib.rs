@@ -7,6 +7,7 @@ pub mod build;
 pub mod crd;
 pub mod crdgen;
 pub mod labels;
+pub mod lease;
 pub mod patch;
 pub mod pki;
 pub mod placement;

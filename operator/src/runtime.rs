@@ -11,16 +11,15 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Client, Resource};
 use tracing::{info, warn};
 
 use crate::crd::{Collection, VectronCluster};
+use crate::lease::{self, Elector};
 use crate::placement::GrpcPlacement;
 use crate::reconcile::{self, Context, ReconcileError};
 
@@ -145,41 +144,6 @@ async fn serve_metrics(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<(), Ru
     Ok(())
 }
 
-const LEASE_NAME: &str = "vectron-operator";
-const LEASE_SECONDS: i32 = 15;
-
-/// Takes (or renews) the Lease for `identity`; `false` when another holder's
-/// lease is still valid.
-async fn try_lease(api: &Api<Lease>, identity: &str) -> Result<bool, kube::Error> {
-    let now = k8s_openapi::jiff::Timestamp::now();
-    let existing = api.get_opt(LEASE_NAME).await?;
-    let mut lease = existing.clone().unwrap_or_default();
-    let spec = lease.spec.get_or_insert_with(Default::default);
-    let expired = spec.renew_time.as_ref().is_none_or(|MicroTime(at)| {
-        now.duration_since(*at).as_secs() > i64::from(spec.lease_duration_seconds.unwrap_or(0))
-    });
-    let mine = spec.holder_identity.as_deref() == Some(identity);
-    if !mine && !expired {
-        return Ok(false);
-    }
-    spec.holder_identity = Some(identity.to_owned());
-    spec.lease_duration_seconds = Some(LEASE_SECONDS);
-    spec.renew_time = Some(MicroTime(now));
-    if !mine {
-        spec.acquire_time = Some(MicroTime(now));
-    }
-    lease.metadata.name = Some(LEASE_NAME.to_owned());
-    match existing {
-        // `replace` carries the resourceVersion: a concurrent taker loses.
-        Some(_) => {
-            api.replace(LEASE_NAME, &PostParams::default(), &lease)
-                .await?
-        }
-        None => api.create(&PostParams::default(), &lease).await?,
-    };
-    Ok(true)
-}
-
 /// The operator's own namespace: `POD_NAMESPACE` (the chart sets it), else
 /// the service account's namespace file, else `default`.
 fn operator_namespace() -> String {
@@ -195,40 +159,50 @@ fn operator_namespace() -> String {
         .unwrap_or_else(|| "default".into())
 }
 
-async fn lead(client: Client) -> Result<(), RunError> {
-    let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into());
-    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| "vectron-operator".into());
-    let api: Api<Lease> = Api::namespaced(client, &namespace);
+/// Waits until this replica holds the leader Lease, then keeps renewing
+/// it in the background (exiting the process when it cannot for two
+/// thirds of the lease: another replica may lead by then). Answers the
+/// renewal task, to stop before the Lease is released.
+async fn lead(client: Client) -> tokio::task::JoinHandle<()> {
+    let mut elector = lease_elector(client);
     loop {
-        match try_lease(&api, &identity).await {
+        match elector.try_hold().await {
             Ok(true) => break,
             Ok(false) => {}
             Err(e) => warn!(error = %e, "leader election"),
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(lease::POLL).await;
     }
-    info!(identity, "holding the leader Lease");
+    info!(identity = elector.identity(), "holding the leader Lease");
     tokio::spawn(async move {
         let mut renewed = Instant::now();
         loop {
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            tokio::time::sleep(lease::POLL).await;
             let attempt = Instant::now();
-            match try_lease(&api, &identity).await {
+            match elector.try_hold().await {
                 Ok(true) => renewed = attempt,
-                // Stop at two thirds of the lease, measured from before the
-                // last successful renewal, well before a rival may take it.
-                Ok(false) | Err(_)
-                    if renewed.elapsed() > Duration::from_secs(LEASE_SECONDS as u64 * 2 / 3) =>
-                {
-                    // Another replica may lead now: stop before two reconcile.
+                Ok(false) => {
                     tracing::error!("{}", RunError::LostLease);
                     std::process::exit(1);
                 }
-                _ => {}
+                // Stop at two thirds of the lease, measured from before the
+                // last successful renewal, well before a rival may take it.
+                Err(e)
+                    if renewed.elapsed()
+                        > Duration::from_secs(lease::LEASE_SECONDS as u64 * 2 / 3) =>
+                {
+                    tracing::error!(error = %e, "{}", RunError::LostLease);
+                    std::process::exit(1);
+                }
+                Err(e) => warn!(error = %e, "renewing the leader Lease"),
             }
         }
-    });
-    Ok(())
+    })
+}
+
+fn lease_elector(client: Client) -> Elector {
+    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| "vectron-operator".into());
+    Elector::new(Api::namespaced(client, &operator_namespace()), identity)
 }
 
 fn api_for<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -255,9 +229,11 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let client = Client::try_default().await?;
     let metrics = Arc::new(Metrics::default());
     serve_metrics(config.metrics_addr, metrics.clone()).await?;
-    if config.leader_election {
-        lead(client.clone()).await?;
-    }
+    let renewal = if config.leader_election {
+        Some(lead(client.clone()).await)
+    } else {
+        None
+    };
     let shared = Arc::new(Shared {
         ctx: Context {
             client: client.clone(),
@@ -339,6 +315,13 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     }
     info!(namespaces = ?namespaces, "reconciling");
     futures::future::join_all(controllers).await;
+    if let Some(renewal) = renewal {
+        renewal.abort();
+        match lease_elector(client).release().await {
+            Ok(()) => info!("released the leader Lease"),
+            Err(e) => warn!(error = %e, "could not release the leader Lease; it runs out instead"),
+        }
+    }
     info!("operator stopped");
     Ok(())
 }

@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -407,13 +408,17 @@ fn service_account_kubeconfig(plane: &ControlPlane, dir: &Path) -> PathBuf {
 struct Operator(Child);
 
 impl Operator {
-    fn start(kubeconfig: &Path, log: &Path) -> Self {
+    fn start(kubeconfig: &Path, log: &Path, name: &str, leader_election: bool) -> Self {
         let log = std::fs::File::create(log).expect("operator log");
-        let child = Command::new(env!("CARGO_BIN_EXE_vectron-operator"))
-            .args(["run", "--metrics-addr", "127.0.0.1:0"])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vectron-operator"));
+        command.args(["run", "--metrics-addr", "127.0.0.1:0"]);
+        if leader_election {
+            command.arg("--leader-election");
+        }
+        let child = command
             .env("KUBECONFIG", kubeconfig)
             .env("POD_NAMESPACE", OPERATOR_NAMESPACE)
-            .env("POD_NAME", "operator-under-test")
+            .env("POD_NAME", name)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
@@ -472,7 +477,7 @@ async fn the_operator_reconciles_a_cluster_with_the_rbac_the_chart_grants() {
     let dir = tempfile::tempdir().expect("temp dir");
     let log = dir.path().join("operator.log");
     let kubeconfig = service_account_kubeconfig(&plane, dir.path());
-    let mut operator = Operator::start(&kubeconfig, &log);
+    let mut operator = Operator::start(&kubeconfig, &log, "operator-under-test", false);
     let operator_log = || std::fs::read_to_string(&log).unwrap_or_default();
 
     succeeded(
@@ -694,5 +699,68 @@ async fn the_operator_reconciles_a_cluster_with_the_rbac_the_chart_grants() {
     assert!(
         !log.contains("forbidden"),
         "the chart's RBAC refused the operator something:\n{log}"
+    );
+}
+
+fn holder(lease: Option<Lease>) -> Option<String> {
+    lease?.spec?.holder_identity.filter(|h| !h.is_empty())
+}
+
+#[tokio::test]
+#[ignore = "needs the real control plane: scripts/test.sh builds e2e/apiserver and runs these with --ignored"]
+async fn one_of_two_operators_leads_and_hands_over_when_it_dies_or_stops() {
+    let plane = ControlPlane::start();
+    helm_install(&plane, &[]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = service_account_kubeconfig(&plane, dir.path());
+    let client = plane.client().await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
+    let lease_of = || async {
+        holder(
+            leases
+                .get_opt(vectron_operator::lease::LEASE_NAME)
+                .await
+                .ok()?,
+        )
+    };
+    let limit = Duration::from_secs(60);
+
+    let mut first = Operator::start(&kubeconfig, &dir.path().join("a.log"), "operator-a", true);
+    wait_for("operator-a to lead", limit, || async {
+        (lease_of().await.as_deref() == Some("operator-a")).then_some(())
+    })
+    .await;
+    let mut second = Operator::start(&kubeconfig, &dir.path().join("b.log"), "operator-b", true);
+    // Several of b's polls: it waits while a renews.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(lease_of().await.as_deref(), Some("operator-a"));
+    assert!(second.running(), "the waiting replica exited");
+
+    // a dies without a word: b takes over once a's record stood still for
+    // a whole lease.
+    let _ = first.0.kill();
+    let _ = first.0.wait();
+    let died = Instant::now();
+    wait_for("operator-b to take over", limit, || async {
+        (lease_of().await.as_deref() == Some("operator-b")).then_some(())
+    })
+    .await;
+    let took = died.elapsed();
+    eprintln!("takeover {took:?} after the leader was killed");
+    let lease_time = Duration::from_secs(vectron_operator::lease::LEASE_SECONDS as u64);
+    // b starts counting when it first sees a's last renewal, at most one
+    // poll after a made it.
+    assert!(
+        took + vectron_operator::lease::POLL >= lease_time,
+        "b took over after {took:?}, before a's lease of {lease_time:?} ran out"
+    );
+
+    // b stops on SIGTERM and gives the Lease up on its way out.
+    stop(&mut second.0, Duration::from_secs(20));
+    assert_eq!(
+        lease_of().await,
+        None,
+        "a replica stopped by SIGTERM leaves the Lease held:\n{}",
+        std::fs::read_to_string(dir.path().join("b.log")).unwrap_or_default()
     );
 }
