@@ -95,6 +95,17 @@ pub fn cluster(name: &str, spec: &VectronClusterSpec) -> Result<(), InvalidSpec>
             return Err(invalid(field, format!("{port} is not a port number")));
         }
     }
+    for (field, port) in [
+        ("spec.gateway.service.httpPort", service.http_port),
+        ("spec.gateway.service.grpcPort", service.grpc_port),
+    ] {
+        if port == crate::build::ports::GATEWAY_METRICS {
+            return Err(invalid(
+                field,
+                format!("{port} is the gateway's metrics port; choose another"),
+            ));
+        }
+    }
     if service.http_port == service.grpc_port {
         return Err(invalid(
             "spec.gateway.service.grpcPort",

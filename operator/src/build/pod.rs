@@ -32,6 +32,10 @@ pub fn pod_security() -> Value {
         "runAsUser": RUN_AS,
         "runAsGroup": RUN_AS,
         "fsGroup": RUN_AS,
+        // Re-own a volume only when its root is not already the pod's
+        // group: a recursive chown of a large data volume delays every
+        // restart.
+        "fsGroupChangePolicy": "OnRootMismatch",
         "seccompProfile": {"type": "RuntimeDefault"},
     })
 }

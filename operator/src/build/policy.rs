@@ -77,11 +77,26 @@ fn network_policy(input: &BuildInput, component: Component, ingress: Value) -> V
 
 pub(super) fn build(input: &BuildInput, desired: &mut Desired) {
     let pd_quorum = input.spec.pd.replicas / 2 + 1;
-    let mut budgets = vec![
-        budget(input, Component::Pd, json!({"minAvailable": pd_quorum})),
-        budget(input, Component::Worker, json!({"maxUnavailable": 1})),
-        budget(input, Component::Gateway, json!({"maxUnavailable": 1})),
-    ];
+    let mut budgets = Vec::new();
+    // A single PD member has no quorum to protect: a budget of
+    // minAvailable 1 would only block every node drain for ever.
+    if input.spec.pd.replicas > 1 {
+        budgets.push(budget(
+            input,
+            Component::Pd,
+            json!({"minAvailable": pd_quorum}),
+        ));
+    }
+    budgets.push(budget(
+        input,
+        Component::Worker,
+        json!({"maxUnavailable": 1}),
+    ));
+    budgets.push(budget(
+        input,
+        Component::Gateway,
+        json!({"maxUnavailable": 1}),
+    ));
     if input.spec.auth.enabled {
         budgets.push(budget(input, Component::Auth, json!({"maxUnavailable": 1})));
     }

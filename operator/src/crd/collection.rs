@@ -44,12 +44,16 @@ pub struct CollectionSpec {
     #[x_kube(validation = Rule::new("self >= 1 && self <= 1024").message("shards must be between 1 and 1024"))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("shards is immutable"))]
     pub shards: i32,
-    /// Replicas per shard.
+    /// Replicas per shard (immutable: PD has no way yet to change a
+    /// collection's replication factor, so an edit is refused rather than
+    /// silently ignored).
     #[serde(default = "default_replication_factor")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 7").message("replicationFactor must be between 1 and 7"))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("replicationFactor is immutable"))]
     pub replication_factor: i32,
-    /// Index parameters.
+    /// Index parameters (immutable, for the same reason).
     #[serde(default)]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("hnsw is immutable"))]
     pub hnsw: HnswSpec,
     /// What deleting this resource does to the data.
     #[serde(default)]

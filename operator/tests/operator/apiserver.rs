@@ -200,8 +200,7 @@ async fn the_api_server_takes_the_crds_and_enforces_their_rules() {
     );
     assert!(error.contains("replica"), "{error}");
 
-    // Collections: dimension, metric and shards are immutable; the
-    // replication factor may change.
+    // Collections: what PD cannot change after creation is immutable.
     let collections = dynamic::<Collection>(&client, "search");
     collections
         .create(
@@ -217,6 +216,8 @@ async fn the_api_server_takes_the_crds_and_enforces_their_rules() {
         (json!({"dimension": 768}), "dimension"),
         (json!({"metric": "l2"}), "metric"),
         (json!({"shards": 8}), "shards"),
+        (json!({"replicationFactor": 2}), "replicationFactor"),
+        (json!({"hnsw": {"m": 32}}), "hnsw"),
     ] {
         match collections
             .patch(
@@ -238,10 +239,10 @@ async fn the_api_server_takes_the_crds_and_enforces_their_rules() {
         .patch(
             "docs",
             &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"replicationFactor": 2}})),
+            &Patch::Merge(json!({"spec": {"deletionPolicy": "Retain"}})),
         )
         .await
-        .expect("the replication factor may change");
+        .expect("the deletion policy may change");
 }
 
 const RELEASE: &str = "vectron-operator";

@@ -201,6 +201,10 @@ fn every_pod_runs_restricted() {
                 "{name}"
             );
             assert_eq!(pod["automountServiceAccountToken"], false, "{name}");
+            assert_eq!(
+                pod["securityContext"]["fsGroupChangePolicy"], "OnRootMismatch",
+                "{name}: no recursive chown of the data volume on every start"
+            );
             for container in pod["containers"].as_array().expect("containers") {
                 let security = &container["securityContext"];
                 assert_eq!(security["allowPrivilegeEscalation"], false, "{name}");
@@ -386,6 +390,37 @@ fn an_invalid_fixture_is_refused_naming_the_field() {
     assert!(error.message.contains("odd"), "{error}");
     let good = fixtures::input("custom.yaml");
     vectron_operator::validate::cluster(&good.name, &good.spec).expect("custom is valid");
+    let mut clash = fixtures::input("minimal.yaml");
+    clash.spec.gateway.service.grpc_port = vectron_operator::build::ports::GATEWAY_METRICS;
+    let error = vectron_operator::validate::cluster(&clash.name, &clash.spec)
+        .expect_err("the metrics port is taken");
+    assert_eq!(error.field, "spec.gateway.service.grpcPort");
+}
+
+#[test]
+fn a_single_pd_member_gets_no_budget_that_would_block_every_drain() {
+    let mut input = fixtures::input("minimal.yaml");
+    input.spec.pd.replicas = 1;
+    let all = objects(&desired(&input));
+    let budgets: Vec<&Value> = all
+        .iter()
+        .filter(|o| o["kind"] == "PodDisruptionBudget")
+        .collect();
+    assert!(
+        !budgets.iter().any(|b| b["metadata"]["name"] == "vec-pd"),
+        "{budgets:?}"
+    );
+    assert!(
+        budgets
+            .iter()
+            .any(|b| b["metadata"]["name"] == "vec-worker")
+    );
+    input.spec.pd.replicas = 3;
+    let all = objects(&desired(&input));
+    assert_eq!(
+        named(&all, "PodDisruptionBudget", "vec-pd")["spec"]["minAvailable"],
+        2
+    );
 }
 
 #[test]

@@ -224,16 +224,22 @@ fn cluster_cel_rules_guard_internal_and_gateway_tls() {
 }
 
 #[test]
-fn collection_cel_rules_keep_dimension_metric_and_shards_immutable() {
+fn collection_cel_rules_keep_every_pd_side_setting_immutable() {
     let old =
         collection(json!({"cluster": "c", "dimension": 384, "metric": "cosine", "shards": 4}));
     kube::core::cel::validate_cel(&old).expect("a valid collection passes");
     let more_replicas = collection(
         json!({"cluster": "c", "dimension": 384, "metric": "cosine", "shards": 4, "replicationFactor": 5}),
     );
-    kube::core::cel::validate_cel_update(&more_replicas, &old)
-        .expect("replicationFactor may change");
+    assert!(
+        refusal(kube::core::cel::validate_cel_update(&more_replicas, &old))
+            .contains("replicationFactor is immutable")
+    );
     for (field, changed) in [
+        (
+            "hnsw",
+            json!({"cluster": "c", "dimension": 384, "metric": "cosine", "shards": 4, "hnsw": {"m": 32}}),
+        ),
         (
             "dimension",
             json!({"cluster": "c", "dimension": 768, "metric": "cosine", "shards": 4}),
