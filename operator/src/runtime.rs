@@ -205,6 +205,16 @@ fn lease_elector(client: Client) -> Elector {
     Elector::new(Api::namespaced(client, &operator_namespace()), identity)
 }
 
+/// Watches only the objects this operator labels as its own, so it does
+/// not cache every StatefulSet, Deployment and Service of the cluster.
+fn ours() -> watcher::Config {
+    watcher::Config::default().labels(&format!(
+        "{}={}",
+        crate::labels::MANAGED_BY,
+        crate::FIELD_MANAGER
+    ))
+}
+
 fn api_for<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
@@ -262,15 +272,9 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
             api_for::<VectronCluster>(&client, ns),
             watcher::Config::default(),
         )
-        .owns(
-            api_for::<StatefulSet>(&client, ns),
-            watcher::Config::default(),
-        )
-        .owns(
-            api_for::<Deployment>(&client, ns),
-            watcher::Config::default(),
-        )
-        .owns(api_for::<Service>(&client, ns), watcher::Config::default())
+        .owns(api_for::<StatefulSet>(&client, ns), ours())
+        .owns(api_for::<Deployment>(&client, ns), ours())
+        .owns(api_for::<Service>(&client, ns), ours())
         .graceful_shutdown_on(shutdown_signal())
         .run(
             |object, shared: Arc<Shared>| async move {

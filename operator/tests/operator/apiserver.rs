@@ -6,7 +6,8 @@
 //! through `helm install`, `upgrade` and `uninstall`; and the real
 //! `vectron-operator` binary, authenticated with the chart's
 //! ServiceAccount token so it has exactly the RBAC the chart grants,
-//! reconciling `examples/cluster.yaml`.
+//! reconciling `examples/cluster.yaml` and Collections, and two replicas of
+//! it electing a leader.
 //!
 //! `#[ignore]`d: `scripts/test.sh` builds the control plane and runs them
 //! with `--ignored` (see `control_plane`).
@@ -763,5 +764,132 @@ async fn one_of_two_operators_leads_and_hands_over_when_it_dies_or_stops() {
         None,
         "a replica stopped by SIGTERM leaves the Lease held:\n{}",
         std::fs::read_to_string(dir.path().join("b.log")).unwrap_or_default()
+    );
+}
+
+fn finalizers(collection: &DynamicObject) -> Vec<String> {
+    collection.metadata.finalizers.clone().unwrap_or_default()
+}
+
+#[tokio::test]
+#[ignore = "needs the real control plane: scripts/test.sh builds e2e/apiserver and runs these with --ignored"]
+async fn collections_follow_their_deletion_policy_and_keep_other_controllers_finalizers() {
+    let plane = ControlPlane::start();
+    helm_install(&plane, &[]);
+    create_namespace(&plane, "search");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("operator.log");
+    let kubeconfig = service_account_kubeconfig(&plane, dir.path());
+    let mut operator = Operator::start(&kubeconfig, &log, "operator-under-test", false);
+    succeeded(
+        "kubectl apply examples/cluster.yaml",
+        &plane.kubectl(&[
+            "apply",
+            "--server-side",
+            "--namespace",
+            "search",
+            "-f",
+            &path("examples/cluster.yaml"),
+        ]),
+    );
+    let client = plane.client().await;
+    let collections = dynamic::<Collection>(&client, "search");
+    let limit = Duration::from_secs(60);
+    collections
+        .create(
+            &PostParams::default(),
+            &object::<Collection>(
+                "kept",
+                json!({"cluster": "demo", "dimension": 8, "deletionPolicy": "Retain"}),
+            ),
+        )
+        .await
+        .expect("create kept");
+    let mut dropped = object::<Collection>("dropped", json!({"cluster": "demo", "dimension": 8}));
+    dropped.metadata.finalizers = Some(vec!["other.example/keep".into()]);
+    collections
+        .create(&PostParams::default(), &dropped)
+        .await
+        .expect("create dropped");
+
+    // Delete (the default) gets the operator's finalizer beside the other.
+    wait_for("the operator's finalizer", limit, || async {
+        let found = collections.get("dropped").await.ok()?;
+        let list = finalizers(&found);
+        (list.contains(&"vectron.io/drop-collection".to_owned())
+            && list.contains(&"other.example/keep".to_owned()))
+        .then_some(())
+    })
+    .await;
+    // PD cannot be reached: the status says so, through the subresource.
+    let kept = wait_for("kept's status", limit, || async {
+        let found = collections.get("kept").await.ok()?;
+        let reason = found.data["status"]["conditions"][0]["reason"]
+            .as_str()?
+            .to_owned();
+        (reason == "PdUnreachable").then_some(found)
+    })
+    .await;
+    assert!(finalizers(&kept).is_empty(), "Retain needs no finalizer");
+
+    // Retain: deleted at once.
+    collections
+        .delete("kept", &Default::default())
+        .await
+        .expect("delete kept");
+    wait_for("kept to go", limit, || async {
+        collections
+            .get_opt("kept")
+            .await
+            .ok()
+            .and_then(|found| found.is_none().then_some(()))
+    })
+    .await;
+
+    // Delete: held while PD cannot drop the data.
+    collections
+        .delete("dropped", &Default::default())
+        .await
+        .expect("delete dropped");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let held = collections.get("dropped").await.expect("still there");
+    assert!(held.metadata.deletion_timestamp.is_some());
+    assert_eq!(finalizers(&held).len(), 2, "{:?}", finalizers(&held));
+
+    // Switched to Retain mid-deletion, the operator lets go of its own
+    // finalizer only; the other controller's stays until that one is done.
+    collections
+        .patch(
+            "dropped",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"deletionPolicy": "Retain"}})),
+        )
+        .await
+        .expect("switch to Retain");
+    wait_for("only the other finalizer left", limit, || async {
+        let found = collections.get("dropped").await.ok()?;
+        (finalizers(&found) == ["other.example/keep"]).then_some(())
+    })
+    .await;
+    collections
+        .patch(
+            "dropped",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .expect("the other controller lets go");
+    wait_for("dropped to go", limit, || async {
+        collections
+            .get_opt("dropped")
+            .await
+            .ok()
+            .and_then(|found| found.is_none().then_some(()))
+    })
+    .await;
+    assert!(
+        operator.running(),
+        "the operator exited:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
     );
 }
