@@ -18,6 +18,8 @@ pub struct Observed {
     pub workers: (i32, i32),
     /// Desired and ready gateway pods.
     pub gateway: (i32, i32),
+    /// Desired and ready auth pods; (0, 0) when auth is off.
+    pub auth: (i32, i32),
     /// Workers being drained before a scale-down.
     pub draining: Vec<String>,
     /// The gateway's in-cluster endpoint.
@@ -72,7 +74,20 @@ pub fn cluster_status(
     let summary = |(want, ready): (i32, i32)| format!("{ready}/{want}");
     let all_ready = [observed.pd, observed.workers, observed.gateway]
         .iter()
-        .all(|(want, ready)| ready >= want && *want > 0);
+        .all(|(want, ready)| ready >= want && *want > 0)
+        && observed.auth.1 >= observed.auth.0;
+    let readiness = || {
+        let mut text = format!(
+            "PD {}, workers {}, gateways {}",
+            summary(observed.pd),
+            summary(observed.workers),
+            summary(observed.gateway)
+        );
+        if observed.auth.0 > 0 {
+            text.push_str(&format!(", auth {}", summary(observed.auth)));
+        }
+        text + " ready"
+    };
     let scaling = !observed.draining.is_empty();
     let was_running = previous.is_some_and(|s| {
         matches!(
@@ -98,28 +113,11 @@ pub fn cluster_status(
     } else if all_ready {
         ("Reconciled", "every role is ready".to_owned())
     } else {
-        (
-            "PodsStarting",
-            format!(
-                "PD {}, workers {}, gateways {} ready",
-                summary(observed.pd),
-                summary(observed.workers),
-                summary(observed.gateway)
-            ),
-        )
+        ("PodsStarting", readiness())
     };
     let (degraded, degraded_reason, degraded_message) = match &observed.invalid {
         Some(why) => (true, "InvalidSpec", why.clone()),
-        None if !all_ready && was_running => (
-            true,
-            "PodsNotReady",
-            format!(
-                "PD {}, workers {}, gateways {} ready",
-                summary(observed.pd),
-                summary(observed.workers),
-                summary(observed.gateway)
-            ),
-        ),
+        None if !all_ready && was_running => (true, "PodsNotReady", readiness()),
         None => (false, "AsExpected", "nothing is wrong".to_owned()),
     };
     let conditions = vec![
@@ -132,12 +130,7 @@ pub fn cluster_status(
             } else {
                 "NotReady"
             },
-            format!(
-                "PD {}, workers {}, gateways {} ready",
-                summary(observed.pd),
-                summary(observed.workers),
-                summary(observed.gateway)
-            ),
+            readiness(),
             generation,
             now,
         ),
@@ -267,6 +260,28 @@ mod tests {
             trouble.message.contains("vec-worker-3"),
             "{}",
             trouble.message
+        );
+    }
+
+    #[test]
+    fn auth_pods_count_toward_readiness_when_auth_is_on() {
+        let mut waiting = observed(3);
+        waiting.auth = (2, 1);
+        let status = cluster_status(None, &waiting, "t0");
+        assert_eq!(status.phase, ClusterPhase::Creating);
+        assert!(
+            find(&status, "Available").message.contains("auth 1/2"),
+            "{}",
+            find(&status, "Available").message
+        );
+        waiting.auth = (2, 2);
+        assert_eq!(
+            cluster_status(None, &waiting, "t1").phase,
+            ClusterPhase::Running
+        );
+        assert_eq!(
+            cluster_status(None, &observed(3), "t1").phase,
+            ClusterPhase::Running
         );
     }
 

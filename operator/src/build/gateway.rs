@@ -15,6 +15,9 @@ use crate::labels::{self, Component};
 /// Where the gateway's public certificate Secret is mounted.
 pub const PUBLIC_TLS_PATH: &str = "/etc/vectron/public-tls";
 
+/// Auth pods when auth is on: two, so one may be drained at a time.
+pub const AUTH_REPLICAS: i32 = 2;
+
 fn deployment(input: &BuildInput, component: Component, replicas: i32, template: Value) -> Value {
     json!({
         "apiVersion": "apps/v1",
@@ -163,7 +166,7 @@ fn auth(input: &BuildInput, desired: &mut Desired) {
     let template = pod::template(input, component, container, volumes);
     desired
         .deployments
-        .push(typed(deployment(input, component, 2, template)));
+        .push(typed(deployment(input, component, AUTH_REPLICAS, template)));
     desired.services.push(typed(client_service(
         input,
         component,

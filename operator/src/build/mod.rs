@@ -8,6 +8,7 @@
 mod config;
 
 pub use config::{ADMIN_PASSWORD_KEY, JWT_KEY, pd_endpoint};
+pub use gateway::AUTH_REPLICAS;
 mod gateway;
 mod pd;
 mod pod;

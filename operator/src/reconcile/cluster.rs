@@ -275,9 +275,14 @@ pub async fn reconcile<P: Placement>(
     write_status(&clusters, cluster, &observed, ctx).await?;
     let settled = observed.draining.is_empty()
         && observed.pd_unreachable.is_none()
-        && [observed.pd, observed.workers, observed.gateway]
-            .iter()
-            .all(|(want, ready)| ready >= want);
+        && [
+            observed.pd,
+            observed.workers,
+            observed.gateway,
+            observed.auth,
+        ]
+        .iter()
+        .all(|(want, ready)| ready >= want);
     Ok(Requeue(Duration::from_secs(if settled { 60 } else { 10 })))
 }
 
@@ -310,6 +315,15 @@ async fn observe_readiness(
     observed.pd = (spec.pd.replicas, ready_set(pd));
     observed.workers = (spec.workers.replicas, ready_set(workers));
     observed.gateway = (spec.gateway.replicas, gateway);
+    if spec.auth.enabled {
+        let auth = deployments
+            .get_opt(&labels::object_name(name, Component::Auth))
+            .await?
+            .and_then(|d| d.status)
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0);
+        observed.auth = (build::AUTH_REPLICAS, auth);
+    }
     Ok(())
 }
 
