@@ -212,6 +212,12 @@ fn as_status(error: PlacementError) -> tonic::Status {
 }
 
 fn failure(status: tonic::Status) -> PlacementError {
+    // A status carrying an underlying error was made on this side of the
+    // wire (a broken connection, a TLS or HTTP/2 failure), whatever its
+    // code: PD never answered.
+    if std::error::Error::source(&status).is_some() {
+        return PlacementError::Unreachable(status.message().to_owned());
+    }
     match status.code() {
         Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
             PlacementError::Unreachable(status.message().to_owned())
