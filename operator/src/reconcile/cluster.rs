@@ -306,25 +306,29 @@ async fn observe_readiness(
     let workers = sets
         .get_opt(&labels::object_name(name, Component::Worker))
         .await?;
-    let gateway = deployments
-        .get_opt(&labels::object_name(name, Component::Gateway))
-        .await?
-        .and_then(|d| d.status)
-        .and_then(|s| s.ready_replicas)
-        .unwrap_or(0);
+    let gateway = ready_pods(&deployments, name, Component::Gateway).await?;
     observed.pd = (spec.pd.replicas, ready_set(pd));
     observed.workers = (spec.workers.replicas, ready_set(workers));
     observed.gateway = (spec.gateway.replicas, gateway);
     if spec.auth.enabled {
-        let auth = deployments
-            .get_opt(&labels::object_name(name, Component::Auth))
-            .await?
-            .and_then(|d| d.status)
-            .and_then(|s| s.ready_replicas)
-            .unwrap_or(0);
+        let auth = ready_pods(&deployments, name, Component::Auth).await?;
         observed.auth = (build::AUTH_REPLICAS, auth);
     }
     Ok(())
+}
+
+/// Ready pods of the cluster's `component` Deployment (0 when missing).
+async fn ready_pods(
+    deployments: &Api<Deployment>,
+    cluster: &str,
+    component: Component,
+) -> Result<i32, ReconcileError> {
+    Ok(deployments
+        .get_opt(&labels::object_name(cluster, component))
+        .await?
+        .and_then(|d| d.status)
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0))
 }
 
 async fn write_status<P: Placement>(

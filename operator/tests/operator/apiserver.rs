@@ -441,6 +441,24 @@ impl Drop for Operator {
     }
 }
 
+/// A control plane with the chart installed, namespace `search`, and the
+/// operator running (no leader election) with the chart's ServiceAccount;
+/// its log is `operator.log` in the returned dir.
+fn chart_and_operator() -> (ControlPlane, tempfile::TempDir, Operator) {
+    let plane = ControlPlane::start();
+    helm_install(&plane, &[]);
+    create_namespace(&plane, "search");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = service_account_kubeconfig(&plane, dir.path());
+    let operator = Operator::start(
+        &kubeconfig,
+        &dir.path().join("operator.log"),
+        "operator-under-test",
+        false,
+    );
+    (plane, dir, operator)
+}
+
 fn controlled_by(meta: &kube::api::ObjectMeta, uid: &str) -> bool {
     meta.owner_references
         .iter()
@@ -473,13 +491,8 @@ fn image_of(set: &StatefulSet) -> Option<String> {
 #[tokio::test]
 #[ignore = "needs the real control plane: scripts/test.sh builds e2e/apiserver and runs these with --ignored"]
 async fn the_operator_reconciles_a_cluster_with_the_rbac_the_chart_grants() {
-    let plane = ControlPlane::start();
-    helm_install(&plane, &[]);
-    create_namespace(&plane, "search");
-    let dir = tempfile::tempdir().expect("temp dir");
+    let (plane, dir, mut operator) = chart_and_operator();
     let log = dir.path().join("operator.log");
-    let kubeconfig = service_account_kubeconfig(&plane, dir.path());
-    let mut operator = Operator::start(&kubeconfig, &log, "operator-under-test", false);
     let operator_log = || std::fs::read_to_string(&log).unwrap_or_default();
 
     succeeded(
@@ -774,13 +787,8 @@ fn finalizers(collection: &DynamicObject) -> Vec<String> {
 #[tokio::test]
 #[ignore = "needs the real control plane: scripts/test.sh builds e2e/apiserver and runs these with --ignored"]
 async fn collections_follow_their_deletion_policy_and_keep_other_controllers_finalizers() {
-    let plane = ControlPlane::start();
-    helm_install(&plane, &[]);
-    create_namespace(&plane, "search");
-    let dir = tempfile::tempdir().expect("temp dir");
+    let (plane, dir, mut operator) = chart_and_operator();
     let log = dir.path().join("operator.log");
-    let kubeconfig = service_account_kubeconfig(&plane, dir.path());
-    let mut operator = Operator::start(&kubeconfig, &log, "operator-under-test", false);
     succeeded(
         "kubectl apply examples/cluster.yaml",
         &plane.kubectl(&[
