@@ -545,6 +545,26 @@ async fn the_operator_reconciles_a_cluster_with_the_rbac_the_chart_grants() {
             .filter_map(|m| m.name)
             .collect::<Vec<_>>()
     };
+    // One reconcile applies every kind in turn: wait for the last ones
+    // (NetworkPolicies come last) before checking each kind.
+    wait_for(
+        "the cluster's NetworkPolicies and Secrets",
+        limit,
+        || async {
+            let policies = Api::<NetworkPolicy>::namespaced(client.clone(), "search")
+                .list(&ListParams::default())
+                .await
+                .ok()?;
+            let secrets = Api::<Secret>::namespaced(client.clone(), "search")
+                .list(&ListParams::default())
+                .await
+                .ok()?;
+            let owned_policies = owned(policies.items.into_iter().map(|p| p.metadata).collect());
+            let owned_secrets = owned(secrets.items.into_iter().map(|s| s.metadata).collect());
+            (!owned_policies.is_empty() && owned_secrets.len() >= 5).then_some(())
+        },
+    )
+    .await;
     let services = Api::<Service>::namespaced(client.clone(), "search")
         .list(&ListParams::default())
         .await
