@@ -64,7 +64,7 @@ for mode in $modes; do
   fi
   targets=(--target "worker=$pd" --target "grpc=http://127.0.0.1:$grpc" --target "rest=http://127.0.0.1:$http")
   # The in-process baseline once, in the first run.
-  [ -n "$first" ] && targets=(--target hnsw-rs "${targets[@]}")
+  [ -n "$first" ] && targets=(--target hnsw-rs --target index "${targets[@]}")
   "$vectron" "${client[@]}" bench --dataset "$dataset" "${targets[@]}" \
     --json "$out/vectron-$mode.json" "$@"
   cleanup

@@ -351,6 +351,25 @@ impl Client {
         Self::field(&value, "results")
     }
 
+    /// Runs several searches of one collection in one request (at most
+    /// 100), each a body as for [`search`](Self::search); answers one list
+    /// of hits per search, in order.
+    pub async fn search_batch(
+        &self,
+        collection: &str,
+        searches: &[Value],
+    ) -> Result<Vec<Vec<ScoredPoint>>> {
+        let body = json!({ "searches": searches });
+        let value = self
+            .request(
+                Method::POST,
+                &format!("/v1/collections/{collection}/points/search/batch"),
+                Some(&body),
+            )
+            .await?;
+        Self::field(&value, "results")
+    }
+
     /// One scroll page: the points and the next cursor.
     pub async fn scroll(
         &self,

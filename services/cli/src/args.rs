@@ -361,13 +361,15 @@ impl PublicTlsArgs {
 /// Overload protection of a gateway.
 #[derive(Debug, Args)]
 pub struct OverloadArgs {
-    /// Sustained requests per second allowed per credential (429 beyond).
-    #[arg(long, env = "VECTRON_RATE_LIMIT", default_value_t = 1000.0)]
-    pub rate_limit: f64,
+    /// Sustained requests per second allowed per credential (429 beyond;
+    /// 0 turns it off). Default: 1000 for a gateway, off for `vectron dev`.
+    #[arg(long, env = "VECTRON_RATE_LIMIT")]
+    pub rate_limit: Option<f64>,
     /// Sustained requests per second allowed per client address, checked
-    /// before credentials (429 beyond; 0 turns it off).
-    #[arg(long, env = "VECTRON_ADDRESS_RATE_LIMIT", default_value_t = 10_000.0)]
-    pub address_rate_limit: f64,
+    /// before credentials (429 beyond; 0 turns it off). Default: 10,000 for
+    /// a gateway, off for `vectron dev`.
+    #[arg(long, env = "VECTRON_ADDRESS_RATE_LIMIT")]
+    pub address_rate_limit: Option<f64>,
     /// Sustained login attempts per second allowed per client address, in
     /// bursts of up to 10 (429 beyond).
     #[arg(long, env = "VECTRON_LOGIN_RATE_LIMIT", default_value_t = 2.0)]
@@ -380,13 +382,42 @@ pub struct OverloadArgs {
     pub request_timeout_secs: u64,
 }
 
+/// Rate limits a gateway applies when none are given: a shared gateway
+/// limits each credential and client address; `vectron dev` serves one
+/// local user and limits nothing unless asked.
+#[derive(Debug, Clone, Copy)]
+pub struct RateDefaults {
+    /// Requests per second per credential.
+    pub per_credential: f64,
+    /// Requests per second per client address.
+    pub per_address: f64,
+}
+
+impl RateDefaults {
+    /// A gateway of a shared cluster.
+    pub const GATEWAY: Self = Self {
+        per_credential: 1000.0,
+        per_address: 10_000.0,
+    };
+    /// `vectron dev`: off.
+    pub const DEV: Self = Self {
+        per_credential: 0.0,
+        per_address: 0.0,
+    };
+}
+
 impl OverloadArgs {
-    /// The gateway's overload settings.
-    pub fn config(&self) -> vectron_gateway::OverloadConfig {
+    /// The gateway's overload settings, `defaults` filling the rate limits
+    /// not given.
+    pub fn config(&self, defaults: RateDefaults) -> vectron_gateway::OverloadConfig {
+        let rate = self.rate_limit.unwrap_or(defaults.per_credential).max(0.0);
         vectron_gateway::OverloadConfig {
-            rate_per_second: self.rate_limit,
-            burst: (self.rate_limit * 2.0).max(1.0),
-            address_rate_per_second: self.address_rate_limit.max(0.0),
+            rate_per_second: rate,
+            burst: (rate * 2.0).max(1.0),
+            address_rate_per_second: self
+                .address_rate_limit
+                .unwrap_or(defaults.per_address)
+                .max(0.0),
             login_rate_per_second: self.login_rate_limit,
             max_in_flight: self.max_in_flight,
             request_timeout: std::time::Duration::from_secs(self.request_timeout_secs.max(1)),
@@ -551,7 +582,8 @@ pub struct BenchArgs {
     /// At most this many queries from the dataset.
     #[arg(long, default_value_t = 1000)]
     pub max_queries: usize,
-    /// Target to measure, repeatable: rest=URL, grpc=URL, worker=PD_ADDR, hnsw-rs.
+    /// Target to measure, repeatable: rest=URL, grpc=URL, worker=PD_ADDR, index (Vectron's
+    /// shard index in this process), hnsw-rs.
     #[arg(long, required = true)]
     pub target: Vec<String>,
     /// API key for REST and gRPC targets when the cluster requires credentials.

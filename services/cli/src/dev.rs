@@ -163,7 +163,7 @@ pub async fn run(args: DevArgs, tls_chosen: bool) -> Result<(), RunError> {
         pd_endpoints,
         access,
         limits: vectron_config::Limits::default(),
-        overload: args.overload.config(),
+        overload: args.overload.config(crate::args::RateDefaults::DEV),
         metrics_addr: args.metrics_addr,
         plant_stale_strong_reads: false,
         tls: args.public_tls.files(),

@@ -246,7 +246,7 @@ async fn run_gateway(args: GatewayArgs) -> Result<(), RunError> {
         pd_endpoints: vectron_config::parse_endpoints("--pd-endpoints", &args.pd_endpoints)?,
         access,
         limits: vectron_config::Limits::default(),
-        overload: args.overload.config(),
+        overload: args.overload.config(crate::args::RateDefaults::GATEWAY),
         metrics_addr: args.metrics_addr,
         plant_stale_strong_reads: args.plant_stale_strong_reads,
         tls: args.public_tls.files(),

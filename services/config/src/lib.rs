@@ -165,6 +165,8 @@ pub struct Limits {
     /// size of its JSON); bounds the work a filter costs per point. Nesting
     /// is bounded by the decoders (128 levels of JSON, 100 of protobuf).
     pub max_filter_bytes: usize,
+    /// Most searches in one batch search.
+    pub max_batch_searches: usize,
 }
 
 impl Default for Limits {
@@ -179,6 +181,7 @@ impl Default for Limits {
             max_shards: 1024,
             max_body_bytes: 32 * 1024 * 1024,
             max_filter_bytes: 64 * 1024,
+            max_batch_searches: 100,
         }
     }
 }

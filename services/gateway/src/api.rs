@@ -631,6 +631,38 @@ impl Gateway {
         Ok(merge_hits(table.metric(), lists, query.top_k as usize))
     }
 
+    /// Runs several searches of one collection at once and answers their
+    /// hits in the order asked. Every search is validated before any runs,
+    /// so a bad one fails the batch with its position in the field name
+    /// (`searches[3].ef`).
+    pub async fn search_batch(
+        &self,
+        collection: &str,
+        queries: Vec<SearchQuery>,
+    ) -> Result<Vec<Vec<Hit>>> {
+        if queries.len() > self.limits.max_batch_searches {
+            return Err(ApiError::invalid(
+                "searches",
+                format!(
+                    "has {} searches; the limit is {}",
+                    queries.len(),
+                    self.limits.max_batch_searches
+                ),
+            ));
+        }
+        let table = self.table(collection).await?;
+        for (i, query) in queries.iter().enumerate() {
+            validate::search(query, table.dimension(), &self.limits)
+                .map_err(|e| e.within(&format!("searches[{i}]")))?;
+        }
+        futures::future::try_join_all(
+            queries
+                .into_iter()
+                .map(|query| self.search(collection, query)),
+        )
+        .await
+    }
+
     /// One page of points, shard by shard in id order.
     pub async fn scroll(&self, collection: &str, query: ScrollQuery) -> Result<ScrollPage> {
         let table = self.table(collection).await?;

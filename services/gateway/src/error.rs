@@ -123,6 +123,24 @@ impl ApiError {
         }
     }
 
+    /// The same error for a request nested at `prefix` (e.g. the fourth
+    /// search of a batch, `searches[3]`): its field becomes
+    /// `searches[3].vector` and so does the start of its message.
+    pub fn within(mut self, prefix: &str) -> Self {
+        if self.field.is_empty() {
+            self.message = format!("{prefix}: {}", self.message);
+            self.field = prefix.to_owned();
+        } else {
+            let nested = format!("{prefix}.{}", self.field);
+            self.message = match self.message.strip_prefix(&self.field) {
+                Some(rest) => format!("{nested}{rest}"),
+                None => format!("{nested}: {}", self.message),
+            };
+            self.field = nested;
+        }
+        self
+    }
+
     /// The collection does not exist.
     pub fn collection_not_found(name: &str) -> Self {
         Self::new(
@@ -208,6 +226,16 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_within_a_batch_names_its_position() {
+        let nested = ApiError::invalid("ef", "must be at least 1").within("searches[3]");
+        assert_eq!(nested.field, "searches[3].ef");
+        assert_eq!(nested.message, "searches[3].ef: must be at least 1");
+        let bare = ApiError::new(ErrorKind::InvalidJson, "bad").within("searches[0]");
+        assert_eq!(bare.field, "searches[0]");
+        assert_eq!(bare.message, "searches[0]: bad");
+    }
 
     #[test]
     fn worker_invalid_argument_keeps_the_field() {

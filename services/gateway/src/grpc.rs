@@ -410,22 +410,58 @@ impl Vectron for GrpcApi {
         reply(
             door.serve(credential, |caller| async move {
                 caller.allow(Action::Read(&request.collection))?;
-                let query = SearchQuery {
-                    vector: request.vector,
-                    top_k: if request.top_k == 0 {
-                        defaults::TOP_K
-                    } else {
-                        request.top_k
-                    },
-                    filter: request.filter,
-                    ef: request.ef,
-                    with_payload: request.with_payload,
-                    with_vector: request.with_vector,
-                    consistency: consistency(request.consistency)?,
-                };
-                let hits = door.gateway.search(&request.collection, query).await?;
+                let collection = request.collection.clone();
+                let hits = door
+                    .gateway
+                    .search(&collection, search_query(request)?)
+                    .await?;
                 Ok(api::SearchPointsResponse {
                     results: hits.into_iter().map(hit_out).collect(),
+                })
+            })
+            .await,
+        )
+    }
+
+    async fn search_batch(
+        &self,
+        request: Request<api::SearchBatchRequest>,
+    ) -> Reply<api::SearchBatchResponse> {
+        let credential = metadata_credential(request.metadata());
+        let request = request.into_inner();
+        let door = &self.door;
+        reply(
+            door.serve(credential, |caller| async move {
+                caller.allow(Action::Read(&request.collection))?;
+                let queries = request
+                    .searches
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, search)| {
+                        let at = format!("searches[{i}]");
+                        if !search.collection.is_empty() && search.collection != request.collection {
+                            return Err(ApiError::invalid(
+                                format!("{at}.collection"),
+                                format!(
+                                    "is {:?}; a batch searches one collection, {:?}",
+                                    search.collection, request.collection
+                                ),
+                            ));
+                        }
+                        search_query(search).map_err(|e| e.within(&at))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let answers = door
+                    .gateway
+                    .search_batch(&request.collection, queries)
+                    .await?;
+                Ok(api::SearchBatchResponse {
+                    results: answers
+                        .into_iter()
+                        .map(|hits| api::SearchPointsResponse {
+                            results: hits.into_iter().map(hit_out).collect(),
+                        })
+                        .collect(),
                 })
             })
             .await,
@@ -718,6 +754,23 @@ impl Vectron for GrpcApi {
     }
 }
 
+/// The query of one gRPC search request.
+fn search_query(request: api::SearchPointsRequest) -> Result<SearchQuery> {
+    Ok(SearchQuery {
+        vector: request.vector,
+        top_k: if request.top_k == 0 {
+            defaults::TOP_K
+        } else {
+            request.top_k
+        },
+        filter: request.filter,
+        ef: request.ef,
+        with_payload: request.with_payload,
+        with_vector: request.with_vector,
+        consistency: consistency(request.consistency)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -733,3 +786,4 @@ mod tests {
         assert_eq!(back, payload);
     }
 }
+

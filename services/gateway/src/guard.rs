@@ -21,7 +21,8 @@ pub struct Frontdoor {
     pub gateway: Gateway,
     /// How callers are checked.
     pub access: Access,
-    limiter: RateLimiter,
+    /// Per credential; `None` when off.
+    limiter: Option<RateLimiter>,
     /// Per client address, before authentication; `None` when off.
     address_limiter: Option<RateLimiter>,
     login_limiter: RateLimiter,
@@ -35,7 +36,9 @@ impl Frontdoor {
         Self {
             gateway,
             access,
-            limiter: RateLimiter::new("credential", overload.rate_per_second, overload.burst),
+            limiter: (overload.rate_per_second > 0.0).then(|| {
+                RateLimiter::new("credential", overload.rate_per_second, overload.burst)
+            }),
             address_limiter: (overload.address_rate_per_second > 0.0).then(|| {
                 RateLimiter::new(
                     "client address",
@@ -91,7 +94,9 @@ impl Frontdoor {
     {
         let principal = self.access.authenticate(credential?).await?;
         let caller = Caller { principal };
-        self.limiter.check(caller.rate_key())?;
+        if let Some(limiter) = &self.limiter {
+            limiter.check(caller.rate_key())?;
+        }
         let _permit = self.in_flight.enter()?;
         tokio::time::timeout(self.timeout, op(caller))
             .await

@@ -336,6 +336,31 @@ impl SearchBody {
     }
 }
 
+/// `POST .../points/search/batch`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchBatchBody {
+    #[serde(default)]
+    searches: Option<Vec<SearchBody>>,
+}
+
+impl SearchBatchBody {
+    /// The queries, in order; a bad one is named by its position.
+    pub fn into_queries(self) -> Result<Vec<SearchQuery>> {
+        let searches = self
+            .searches
+            .ok_or_else(|| ApiError::invalid("searches", "is required: a list of search bodies"))?;
+        searches
+            .into_iter()
+            .enumerate()
+            .map(|(i, body)| {
+                body.into_query()
+                    .map_err(|e| e.within(&format!("searches[{i}]")))
+            })
+            .collect()
+    }
+}
+
 /// `POST .../points/scroll`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

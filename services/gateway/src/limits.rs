@@ -14,7 +14,8 @@ use crate::error::{ApiError, ErrorKind, Result};
 /// Overload settings of a gateway.
 #[derive(Debug, Clone, Copy)]
 pub struct OverloadConfig {
-    /// Sustained requests per second allowed per credential.
+    /// Sustained requests per second allowed per credential; 0 turns it
+    /// off.
     pub rate_per_second: f64,
     /// Requests a credential may make in a burst above the rate.
     pub burst: f64,

@@ -64,6 +64,10 @@ pub fn router(frontdoor: Arc<Frontdoor>) -> Router {
             post(search_points).get(get_point_named("search")),
         )
         .route(
+            "/v1/collections/{name}/points/search/batch",
+            post(search_batch),
+        )
+        .route(
             "/v1/collections/{name}/points/scroll",
             post(scroll_points).get(get_point_named("scroll")),
         )
@@ -427,6 +431,28 @@ async fn search_points(
     )
 }
 
+async fn search_batch(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Body,
+) -> Response {
+    answer(
+        s.clone()
+            .serve(http_credential(&headers), |caller| async move {
+                caller.allow(Action::Read(&name))?;
+                let body: json::SearchBatchBody = json::parse(&body_bytes(body)?)?;
+                let answers = s.gateway.search_batch(&name, body.into_queries()?).await?;
+                let results: Vec<Vec<serde_json::Value>> = answers
+                    .iter()
+                    .map(|hits| hits.iter().map(json::hit).collect())
+                    .collect();
+                ok(json!({ "results": results }))
+            })
+            .await,
+    )
+}
+
 async fn scroll_points(
     State(s): State<Shared>,
     headers: HeaderMap,
@@ -765,6 +791,7 @@ mod tests {
             "/v1/collections/{name}/points/get",
             "/v1/collections/{name}/points/delete",
             "/v1/collections/{name}/points/search",
+            "/v1/collections/{name}/points/search/batch",
             "/v1/collections/{name}/points/scroll",
             "/v1/collections/{name}/points/count",
             "/v1/auth/login",

@@ -1,4 +1,7 @@
-//! Background upkeep of one replica's index, off the request path: rebuilds
+//! Background upkeep of one replica's index, off the request path: builds
+//! points the write path only stored into their segment's graph (every few
+//! milliseconds, in chunks, without the index lock; see [`build_pending`]),
+//! rebuilds
 //! the segment with the most deletes once its deleted fraction passes a
 //! threshold (holding the index lock only to copy and to swap), refreshes
 //! the searchable copy of each segment's graph once enough points were
@@ -28,6 +31,11 @@ pub struct MaintenanceConfig {
     pub freeze_growth: usize,
     /// Pause between rounds.
     pub interval: Duration,
+    /// Pause between checks for points waiting to be built into a graph.
+    pub build_interval: Duration,
+    /// Points built into a graph at a time; the searchable copy is
+    /// refreshed after each chunk.
+    pub build_chunk: usize,
 }
 
 impl Default for MaintenanceConfig {
@@ -37,6 +45,62 @@ impl Default for MaintenanceConfig {
             dump_growth: 10_000,
             freeze_growth: 256,
             interval: Duration::from_secs(1),
+            build_interval: Duration::from_millis(20),
+            build_chunk: BUILD_CHUNK,
+        }
+    }
+}
+
+/// Points built into a graph at a time by default.
+pub const BUILD_CHUNK: usize = 4_096;
+
+/// Points the write path may leave unbuilt (scanned exactly by every
+/// search) before it builds them itself, which slows ingest to the graph's
+/// build rate instead of letting searches slow down without bound.
+pub const MAX_UNBUILT: usize = 16_384;
+
+/// Builds stored points into their segments' graphs, `chunk` at a time,
+/// until at most `leave` remain unbuilt, refreshing each segment's
+/// searchable copy after each chunk. Holds the index's build gate
+/// throughout (one builder at a time), the index lock only to copy a chunk
+/// out and to record it: searches and applies go on meanwhile. Returns the
+/// points built. Blocking; call off the async threads.
+pub fn build_pending(index: &RwLock<ShardIndex>, chunk: usize, leave: usize) -> usize {
+    with_build_gate(index, || {
+        let mut built = 0;
+        loop {
+            let plan = {
+                let guard = read(index);
+                if guard.unbuilt() <= leave {
+                    break;
+                }
+                guard.build_plan(chunk)
+            };
+            let Some((position, plan)) = plan else {
+                break;
+            };
+            let points = plan.len();
+            let range = plan.run();
+            if !write(index).install_built(position, range) {
+                // The segment was rebuilt or the index replaced meanwhile.
+                break;
+            }
+            built += points;
+            refresh_frozen(index, 1);
+        }
+        built
+    })
+}
+
+/// Runs `work` holding the build gate of the index as it is once the gate
+/// is held (a snapshot may replace the whole index, and its gate, while
+/// this waits).
+fn with_build_gate<T>(index: &RwLock<ShardIndex>, work: impl FnOnce() -> T) -> T {
+    loop {
+        let gate = read(index).build_gate();
+        let _held = gate.lock().unwrap_or_else(|p| p.into_inner());
+        if Arc::ptr_eq(&gate, &read(index).build_gate()) {
+            return work();
         }
     }
 }
@@ -50,6 +114,8 @@ pub struct RoundReport {
     pub dumped: usize,
     /// Searchable graph copies refreshed.
     pub frozen: usize,
+    /// Points built into a graph.
+    pub built: usize,
 }
 
 fn read(index: &RwLock<ShardIndex>) -> RwLockReadGuard<'_, ShardIndex> {
@@ -69,6 +135,7 @@ pub fn run_round(
     config: &MaintenanceConfig,
 ) -> Result<RoundReport, DiskError> {
     let mut report = RoundReport::default();
+    report.built = build_pending(index, config.build_chunk, 0);
     let plan = write(index).plan_rebuild(config.rebuild_threshold);
     if let Some(plan) = plan {
         let started = Instant::now();
@@ -86,37 +153,42 @@ pub fn run_round(
         }
     }
     report.frozen = refresh_frozen(index, config.freeze_growth);
-    let mut position = 0;
-    loop {
-        let guard = read(index);
-        let Some(segment) = guard.segments().get(position) else {
-            break;
-        };
-        let grown = segment.len() - segment.dumped_len().min(segment.len());
-        let image = if segment.is_sealed() && grown > 0 {
-            let image = SegmentImage::of(segment);
-            drop(guard);
-            dir.dump(&image)?;
-            Some(image)
-        } else if !segment.is_sealed() && grown >= config.dump_growth {
-            let image = SegmentImage::of(segment);
-            dir.dump(&image)?;
-            drop(guard);
-            Some(image)
-        } else {
-            None
-        };
-        if let Some(image) = image {
-            let mut guard = write(index);
-            if let Some(segment) = guard.segment_mut(position)
-                && segment.id() == image.id()
-            {
-                segment.set_dumped_len(image.len());
-                report.dumped += 1;
+    // Graphs stand still while they are dumped.
+    report.dumped = with_build_gate(index, || -> Result<usize, DiskError> {
+        let mut dumped = 0;
+        let mut position = 0;
+        loop {
+            let guard = read(index);
+            let Some(segment) = guard.segments().get(position) else {
+                break;
+            };
+            let grown = segment.built() - segment.dumped_len().min(segment.built());
+            let image = if segment.is_sealed() && grown > 0 {
+                let image = SegmentImage::of(segment);
+                drop(guard);
+                dir.dump(&image)?;
+                Some(image)
+            } else if !segment.is_sealed() && grown >= config.dump_growth {
+                let image = SegmentImage::of(segment);
+                dir.dump(&image)?;
+                drop(guard);
+                Some(image)
+            } else {
+                None
+            };
+            if let Some(image) = image {
+                let mut guard = write(index);
+                if let Some(segment) = guard.segment_mut(position)
+                    && segment.id() == image.id()
+                {
+                    segment.set_dumped_len(image.len());
+                    dumped += 1;
+                }
             }
+            position += 1;
         }
-        position += 1;
-    }
+        Ok(dumped)
+    })?;
     if report.dumped > 0 || report.rebuilt > 0 {
         let names: Vec<String> = read(index)
             .segments()
@@ -159,7 +231,8 @@ fn refresh_frozen(index: &RwLock<ShardIndex>, growth: usize) -> usize {
     refreshed
 }
 
-/// Runs rounds every `config.interval` until the task is aborted.
+/// Builds pending points every `config.build_interval` and runs full rounds
+/// every `config.interval`, until the task is aborted.
 pub fn spawn(
     shard_id: u64,
     index: Arc<RwLock<ShardIndex>>,
@@ -167,10 +240,26 @@ pub fn spawn(
     config: MaintenanceConfig,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(config.interval);
+        let mut tick = tokio::time::interval(config.build_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_round = tokio::time::Instant::now();
         loop {
             tick.tick().await;
+            if last_round.elapsed() < config.interval {
+                let pending = read(&index).unbuilt() > 0;
+                if pending {
+                    let index = index.clone();
+                    let build = tokio::task::spawn_blocking(move || {
+                        build_pending(&index, config.build_chunk, 0)
+                    })
+                    .await;
+                    if let Err(e) = build {
+                        warn!(shard = shard_id, error = %e, "index build panicked");
+                    }
+                }
+                continue;
+            }
+            last_round = tokio::time::Instant::now();
             let (index, dir) = (index.clone(), dir.clone());
             let round =
                 tokio::task::spawn_blocking(move || run_round(shard_id, &index, &dir, &config))

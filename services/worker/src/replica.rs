@@ -18,6 +18,7 @@ use crate::index::disk::IndexDir;
 use crate::index::{HnswParams, ShardIndex};
 use crate::maintenance::{self, MaintenanceConfig};
 use crate::shard::ShardTypeConfig;
+use crate::shard::row_ids::RowIds;
 use crate::shard::state_machine::ShardStateMachine;
 use crate::storage::ShardStore;
 
@@ -45,6 +46,8 @@ pub struct Replica {
     pub raft: ShardRaft,
     /// The index.
     pub index: Arc<RwLock<ShardIndex>>,
+    /// The id of each row the index holds.
+    pub row_ids: Arc<RowIds>,
     /// Stored points.
     pub store: ShardStore,
     /// Set while this replica hands leadership over: it takes no writes
@@ -120,6 +123,7 @@ impl Replica {
         let state_machine = ShardStateMachine::open(store.clone(), metric, params, &dumps)
             .map_err(|e| error(e.to_string()))?;
         let index = state_machine.index();
+        let row_ids = state_machine.row_ids();
         let upkeep = maintenance::spawn(
             shard_id,
             index.clone(),
@@ -154,6 +158,7 @@ impl Replica {
             epoch: AtomicU64::new(shard.epoch),
             raft,
             index,
+            row_ids,
             store,
             handing_over: AtomicBool::new(false),
             points_seen: AtomicU64::new(0),

@@ -225,6 +225,10 @@ fn validate_points(replica: &Replica, points: Vec<pb::Point>) -> Result<Vec<Poin
         .collect()
 }
 
+/// Searches up to this `ef` and `top_k`, with no filter, run on the async
+/// thread that received them; others go to the blocking pool.
+const INLINE_MAX_EF: usize = 512;
+
 /// Runs a whole-shard read (scroll, filtered count) on tokio's blocking pool,
 /// so a long scan never holds up the Raft heartbeats sharing the runtime.
 async fn off_runtime<T: Send + 'static>(
@@ -418,18 +422,34 @@ impl Worker for WorkerService {
         } else {
             request.ef as usize
         };
-        let query = ShardQuery {
-            vector: &request.vector,
-            top_k: request.top_k as usize,
-            ef,
-            filter: filter.as_ref(),
-            with_payload: request.with_payload,
+        let (with_payload, with_vector) = (request.with_payload, request.with_vector);
+        let top_k = request.top_k as usize;
+        let inline = filter.is_none() && ef <= INLINE_MAX_EF && top_k <= INLINE_MAX_EF;
+        let search = move || {
+            let query = ShardQuery {
+                vector: &request.vector,
+                top_k,
+                ef,
+                filter: filter.as_ref(),
+                with_payload,
+                with_vector,
+            };
+            read::search_points(&replica.index, &replica.row_ids, &replica.store, &query)
         };
-        let results = read::search_points(&replica.index, &replica.store, &query)
-            .map_err(internal)?
+        // A plain search takes a fraction of a millisecond and runs here (a
+        // hand-off would cost a good part of it); one that may take long —
+        // a filter that reads payloads, a wide `ef` or `top_k` — runs on the
+        // blocking pool so it never holds up the Raft heartbeats sharing
+        // these threads.
+        let found = if inline {
+            search().map_err(internal)?
+        } else {
+            off_runtime(search).await?
+        };
+        let results = found
             .into_iter()
             .map(|(stored, score)| {
-                let point = output_point(stored, request.with_vector, request.with_payload);
+                let point = output_point(stored, with_vector, with_payload);
                 pb::ScoredPoint {
                     id: point.id,
                     score,

@@ -292,6 +292,21 @@ impl ShardStore {
         self.write_synced(batch)
     }
 
+    /// Writes the result of applying committed log entries, without an
+    /// fsync of its own; fails once the store is retired. It shares the
+    /// RocksDB write-ahead log with the Raft log, which recovers a prefix of
+    /// itself: the write is durable once any later synced write (the next
+    /// log append) is, and if a crash loses it, it lost the applied log id
+    /// written with it too, so the entries are applied again from the
+    /// (synced) Raft log on restart.
+    pub fn write_applied(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        let retired = self.retired.read().unwrap_or_else(|p| p.into_inner());
+        if *retired {
+            return Err(StorageError::Retired(self.shard));
+        }
+        Ok(self.db.write(batch)?)
+    }
+
     /// Retires the store (and every clone of it): waits for the writes
     /// under way, writes `batch` (the deletion of the shard's keys) as the
     /// last one, and makes every later [`write`](Self::write) fail.

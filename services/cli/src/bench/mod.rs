@@ -122,6 +122,7 @@ async fn targets(
         let (kind, address) = raw.split_once('=').unwrap_or((raw.as_str(), ""));
         let target: Arc<dyn Target> = match (kind, address) {
             ("hnsw-rs", _) => Arc::new(target::RawHnsw::new(spec.clone(), capacity)),
+            ("index", _) => Arc::new(target::InProcessIndex::new(spec.clone())),
             ("rest", url) if !url.is_empty() => Arc::new(target::Rest::new(
                 url,
                 args.api_key.as_deref(),
@@ -133,7 +134,7 @@ async fn targets(
             ("worker", pd) if !pd.is_empty() => Arc::new(target::Worker::new(pd, spec.clone())?),
             _ => {
                 return Err(BenchError::Usage(format!(
-                    "--target {raw:?}: expected rest=URL, grpc=URL, worker=PD_ADDR or hnsw-rs"
+                    "--target {raw:?}: expected rest=URL, grpc=URL, worker=PD_ADDR, index or hnsw-rs"
                 )));
             }
         };

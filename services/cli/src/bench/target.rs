@@ -1,6 +1,7 @@
 //! What `vectron bench` measures: a running Vectron over REST, over the
 //! gateway's gRPC API, or one worker directly over gRPC (found through PD),
-//! and raw hnsw_rs in this process as the baseline. Each target creates its
+//! Vectron's own shard index in this process (the search walk with no
+//! request path around it), and raw hnsw_rs in this process as the baseline. Each target creates its
 //! collection, takes batches of points, reports how many are searchable and
 //! answers searches with the ids of its hits. Does network I/O.
 
@@ -652,6 +653,94 @@ impl Target for RawHnsw {
 
     fn drop_collection(&self) -> Reply<'_, ()> {
         *self.graph.write().unwrap_or_else(|p| p.into_inner()) = None;
+        Box::pin(async { Ok(()) })
+    }
+}
+
+// ------------------------------------------------------- Vectron's index alone
+
+/// Vectron's shard index (`vectron_worker::index::ShardIndex`) in this
+/// process: each batch inserted as the state machine applies a long run of
+/// upserts (all cores), searchable copies refreshed before searching. Its
+/// figures beside the worker's show what the request path costs on top of
+/// the walk.
+pub struct InProcessIndex {
+    spec: CollectionSpec,
+    index: RwLock<Option<Arc<RwLock<vectron_worker::index::ShardIndex>>>>,
+}
+
+impl InProcessIndex {
+    /// An index target for `spec`.
+    pub fn new(spec: CollectionSpec) -> Self {
+        Self {
+            spec,
+            index: RwLock::new(None),
+        }
+    }
+
+    fn index(&self) -> Result<Arc<RwLock<vectron_worker::index::ShardIndex>>, TargetError> {
+        self.index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| failed("index", "use")("create it first".into()))
+    }
+}
+
+impl Target for InProcessIndex {
+    fn name(&self) -> String {
+        "vectron index (in-process)".into()
+    }
+
+    fn create(&self) -> Reply<'_, ()> {
+        let params = vectron_worker::index::HnswParams {
+            m: self.spec.m,
+            ef_construction: self.spec.ef_construction,
+        };
+        let index = vectron_worker::index::ShardIndex::new(self.spec.metric, params);
+        *self.index.write().unwrap_or_else(|p| p.into_inner()) =
+            Some(Arc::new(RwLock::new(index)));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn upsert<'a>(&'a self, points: &'a [(u64, Vec<f32>)]) -> Reply<'a, ()> {
+        Box::pin(async move {
+            let index = self.index()?;
+            let batch = points.to_vec();
+            tokio::task::spawn_blocking(move || {
+                index
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .bulk_upsert(batch)
+            })
+            .await
+            .map_err(|e| failed("index", "insert")(e.to_string()))
+        })
+    }
+
+    fn count(&self) -> Reply<'_, u64> {
+        Box::pin(async move {
+            let index = self.index()?;
+            let mut index = index.write().unwrap_or_else(|p| p.into_inner());
+            index.freeze_all();
+            Ok(index.len() as u64)
+        })
+    }
+
+    fn search<'a>(&'a self, query: &'a [f32], k: usize, ef: usize) -> Reply<'a, Vec<u64>> {
+        Box::pin(async move {
+            let index = self.index()?;
+            let index = index.read().unwrap_or_else(|p| p.into_inner());
+            Ok(index
+                .search(query, k, ef, None)
+                .into_iter()
+                .map(|(key, _)| key)
+                .collect())
+        })
+    }
+
+    fn drop_collection(&self) -> Reply<'_, ()> {
+        *self.index.write().unwrap_or_else(|p| p.into_inner()) = None;
         Box::pin(async { Ok(()) })
     }
 }

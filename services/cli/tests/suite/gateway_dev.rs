@@ -255,6 +255,94 @@ async fn dev_serves_every_rest_row_and_keeps_data_across_kill9() {
         assert!(payload["n"].as_u64().is_some_and(|n| n >= 30));
     }
 
+    // Batch search: each answer equals the single search of the same body,
+    // in the order asked, over REST and gRPC alike.
+    let bodies = [
+        json!({"vector": vector(5), "top_k": 5, "with_payload": true}),
+        json!({"vector": vector(9), "top_k": 3}),
+        json!({"vector": vector(5), "top_k": 20, "with_payload": true,
+            "filter": {"must": [{"key": "color", "match": {"value": "red"}}], "must_not": [{"key": "n", "range": {"lt": 30}}]}}),
+    ];
+    let batch = c.search_batch("docs", &bodies).await.expect("batch search");
+    assert_eq!(batch.len(), bodies.len());
+    for (answer, body) in batch.iter().zip(&bodies) {
+        let single = c.search("docs", body).await.expect("single search");
+        let ids = |hits: &[vectron_client::ScoredPoint]| {
+            hits.iter().map(|h| (h.id.clone(), h.score)).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(answer), ids(&single), "{body}");
+    }
+    assert_eq!(batch[0][0].id, 5u64.into());
+    assert_eq!(batch[1][0].id, 9u64.into());
+    let grpc_batch = grpc
+        .search_batch(vectron_proto::v1::SearchBatchRequest {
+            collection: "docs".into(),
+            searches: vec![
+                vectron_proto::v1::SearchPointsRequest {
+                    vector: vector(9),
+                    top_k: 3,
+                    ..Default::default()
+                },
+                vectron_proto::v1::SearchPointsRequest {
+                    vector: vector(5),
+                    top_k: 5,
+                    ..Default::default()
+                },
+            ],
+        })
+        .await
+        .expect("grpc batch search")
+        .into_inner()
+        .results;
+    assert_eq!(grpc_batch.len(), 2);
+    assert_eq!(grpc_batch[0].results.len(), 3);
+    assert_eq!(grpc_batch[1].results.len(), 5);
+    assert_eq!(grpc_batch[0].results[0].score, batch[1][0].score);
+    // A bad search fails the batch, naming its position; so does a batch
+    // over the limit.
+    let bad = c
+        .call(
+            Method::POST,
+            "/v1/collections/docs/points/search/batch",
+            Some(&json!({"searches": [{"vector": vector(1)}, {"vector": vector(2), "ef": 0}]})),
+        )
+        .await
+        .expect("bad batch");
+    assert_error(&bad, 400, "invalid_argument");
+    assert!(
+        bad.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("searches[1].ef")),
+        "{bad:?}"
+    );
+    let too_many: Vec<Value> = (0..101).map(|i| json!({"vector": vector(i)})).collect();
+    let over = c
+        .call(
+            Method::POST,
+            "/v1/collections/docs/points/search/batch",
+            Some(&json!({ "searches": too_many })),
+        )
+        .await
+        .expect("oversized batch");
+    assert_error(&over, 400, "invalid_argument");
+    let grpc_bad = grpc
+        .search_batch(vectron_proto::v1::SearchBatchRequest {
+            collection: "docs".into(),
+            searches: vec![vectron_proto::v1::SearchPointsRequest {
+                collection: "other".into(),
+                vector: vector(1),
+                ..Default::default()
+            }],
+        })
+        .await
+        .expect_err("a batch names one collection");
+    assert_eq!(grpc_bad.code(), tonic::Code::InvalidArgument);
+    assert!(
+        grpc_bad.message().starts_with("searches[0].collection"),
+        "{}",
+        grpc_bad.message()
+    );
+
     // Scroll every point, page by page.
     let mut seen = HashSet::new();
     let mut cursor: Option<String> = None;
@@ -670,4 +758,82 @@ async fn metrics_count_requests_by_route_and_status_on_their_own_port() {
             .0,
         404
     );
+}
+
+/// The state machine writes without an fsync of its own (the Raft log's
+/// covers it): every upsert acknowledged before a kill -9 in the middle of
+/// an ingest is found after the restart, by id, with its payload, and the
+/// search answers with the id of each point's own vector.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upserts_acknowledged_before_a_kill9_during_ingest_survive_it() {
+    use std::sync::{Arc, Mutex};
+
+    let _serial = serial().await;
+    let mut dev = DevServer::start().await;
+    let c = dev.client();
+    c.create_collection(&json!({"name": "ingest", "dimension": 8, "metric": "l2"}))
+        .await
+        .expect("create");
+    let point = |i: u64| {
+        let v: Vec<f32> = (0..8)
+            .map(|d| ((i * 8 + d) as f32 * 0.618).sin() * 10.0)
+            .collect();
+        Point::new(i, v).with_payload(json!({"i": i}))
+    };
+    let acknowledged = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let writer = {
+        let (c, acknowledged) = (dev.client(), acknowledged.clone());
+        tokio::spawn(async move {
+            for batch in 0u64.. {
+                let points: Vec<Point> = (batch * 250..(batch + 1) * 250).map(point).collect();
+                // Once the process is killed, upserts fail: stop there.
+                if c.upsert("ingest", &points).await.is_err() {
+                    return batch;
+                }
+                acknowledged
+                    .lock()
+                    .expect("lock")
+                    .extend(batch * 250..(batch + 1) * 250);
+            }
+            unreachable!("the loop ends when the server is killed")
+        })
+    };
+    // Let a few thousand points land, then kill in the middle of the stream.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while acknowledged.lock().expect("lock").len() < 3_000 {
+        assert!(std::time::Instant::now() < deadline, "ingest too slow");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    dev.kill9_and_restart().await;
+    let batches = tokio::time::timeout(std::time::Duration::from_secs(30), writer)
+        .await
+        .expect("the writer stops")
+        .expect("writer task");
+    let acknowledged = acknowledged.lock().expect("lock").clone();
+    assert!(acknowledged.len() >= 3_000 && batches as usize * 250 >= acknowledged.len());
+    let c = dev.client();
+    let stored = c.count("ingest", &json!({})).await.expect("count");
+    assert!(
+        stored >= acknowledged.len() as u64,
+        "{stored} points after the restart, {} acknowledged",
+        acknowledged.len()
+    );
+    for chunk in acknowledged.chunks(1_000) {
+        let found = c
+            .get_points("ingest", &json!({"ids": chunk, "with_vector": false}))
+            .await
+            .expect("get");
+        assert_eq!(found.len(), chunk.len(), "acknowledged points lost");
+        for p in &found {
+            let payload = p.payload.as_ref().expect("payload kept");
+            assert_eq!(vectron_client::PointId::Num(payload["i"].as_u64().expect("i")), p.id);
+        }
+    }
+    for &i in acknowledged.iter().step_by(97) {
+        let hits = c
+            .search("ingest", &json!({"vector": point(i).vector.expect("vector"), "top_k": 1}))
+            .await
+            .expect("search");
+        assert_eq!(hits[0].id, i.into(), "point {i} finds itself");
+    }
 }

@@ -9,8 +9,12 @@
 //! A dump never needs to record deletes: rows are immutable (a row names one
 //! committed log entry), so on load each offset is live exactly when RocksDB
 //! still holds its row, and rows missing from every dump are inserted anew
-//! (see [`super::ShardIndex::restore`]). Any problem with a dump is reported
-//! and the caller rebuilds from RocksDB. Does file I/O.
+//! (see [`super::ShardIndex::restore`]). A dump holds a segment's built
+//! points only (those in its graph); whoever dumps holds the index's build
+//! gate so no builder adds to the graph while it is written, and a graph
+//! whose point count differs from its description is refused on load. Any
+//! problem with a dump is reported and the caller rebuilds from RocksDB.
+//! Does file I/O.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -108,11 +112,11 @@ impl SegmentImage {
                 m: params.m,
                 ef_construction: params.ef_construction,
                 max_norm: segment.max_norm(),
-                points: segment.len(),
+                points: segment.built(),
                 sealed: segment.is_sealed(),
             },
             graph: segment.graph(),
-            keys: segment.keys().to_vec(),
+            keys: segment.keys()[..segment.built()].to_vec(),
         }
     }
 

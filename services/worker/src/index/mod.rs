@@ -10,7 +10,15 @@
 //! briefly: [`ShardIndex::plan_rebuild`] copies its live points,
 //! [`RebuildPlan::build`] builds the new graph with no lock held, and
 //! [`ShardIndex::install_rebuilt`] swaps it in, dropping any point deleted or
-//! updated meanwhile. No I/O; `disk` dumps and loads segments.
+//! updated meanwhile.
+//!
+//! The write path ([`ShardIndex::append_upserts`]) only stores points: they
+//! are searchable at once by exact scan, and a builder adds them to the
+//! graphs in the background in the same three steps ([`ShardIndex::build_plan`],
+//! [`SegmentBuild::run`] with no lock, [`ShardIndex::install_built`]). One
+//! builder at a time: it holds the index's [`ShardIndex::build_gate`], as
+//! does anything that must see a graph standing still (a dump). No I/O;
+//! `disk` dumps and loads segments.
 
 pub mod disk;
 pub mod frozen;
@@ -19,9 +27,11 @@ pub mod vectors;
 mod walk;
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 pub use segment::HnswParams;
 pub use segment::Segment;
+pub use segment::{BuiltRange, SegmentBuild};
 
 use crate::distance::{self, Metric};
 use crate::exact;
@@ -41,6 +51,9 @@ pub struct ShardIndex {
     segment_capacity: usize,
     segments: Vec<Segment>,
     locations: HashMap<u64, (usize, usize)>,
+    /// Held by whoever adds stored points to a graph, or needs a graph to
+    /// stand still.
+    build_gate: Arc<Mutex<()>>,
 }
 
 impl ShardIndex {
@@ -61,7 +74,54 @@ impl ShardIndex {
             segment_capacity: segment_capacity.max(1),
             segments: Vec::new(),
             locations: HashMap::new(),
+            build_gate: Arc::new(Mutex::new(())),
         }
+    }
+
+    /// The gate one graph builder at a time holds (see the module docs).
+    pub fn build_gate(&self) -> Arc<Mutex<()>> {
+        self.build_gate.clone()
+    }
+
+    /// Points stored but not yet in a graph (scanned exactly meanwhile).
+    pub fn unbuilt(&self) -> usize {
+        self.segments.iter().map(Segment::unbuilt).sum()
+    }
+
+    /// Stores many vectors without building them into a graph: they are
+    /// searchable at once (scanned exactly) and a builder adds them to the
+    /// graph later. The vectors must already be validated.
+    pub fn append_upserts(&mut self, points: Vec<(u64, Vec<f32>)>) {
+        for (key, vector) in points {
+            let prepared = self.metric.prepare(&vector);
+            if !self.last_fits(&prepared, 0) {
+                let segment = self.new_segment(&prepared);
+                self.segments.push(segment);
+            }
+            let position = self.segments.len() - 1;
+            let offset = self.segments[position].append(key, &prepared);
+            self.relocate(key, position, offset);
+            self.seal_if_full();
+        }
+    }
+
+    /// The oldest segment's next at most `max_points` points to build into
+    /// its graph, with the segment's position; `None` when every point is
+    /// built. Hold the build gate from here until the build is installed.
+    pub fn build_plan(&self, max_points: usize) -> Option<(usize, SegmentBuild)> {
+        self.segments
+            .iter()
+            .enumerate()
+            .find_map(|(position, s)| Some((position, s.build_plan(max_points)?)))
+    }
+
+    /// Records a build of the segment at `position`; returns whether it
+    /// was still current (the segment may have been rebuilt or the index
+    /// replaced meanwhile).
+    pub fn install_built(&mut self, position: usize, built: BuiltRange) -> bool {
+        self.segments
+            .get_mut(position)
+            .is_some_and(|s| s.install_built(built))
     }
 
     /// The metric the index scores with.

@@ -7,8 +7,14 @@
 //! index lock.
 //!
 //! hnsw_rs builds the graph; searches walk a [`FrozenGraph`] copy of its
-//! first offsets and scan the few newer ones exactly. Sealing and loading
-//! take a fresh copy at once; inserts leave it to upkeep
+//! first offsets and scan the newer ones exactly. Points reach a segment in
+//! one of two ways: [`Segment::insert`]/[`Segment::insert_many`] build them
+//! into the graph at once (bulk loads, rebuilds), while [`Segment::append`]
+//! (the write path) only stores them — they are searchable at once through
+//! the exact scan — and a builder adds them to the graph later without the
+//! index lock ([`Segment::build_plan`], [`SegmentBuild::run`],
+//! [`Segment::install_built`]). So `frozen ≤ built ≤ len` offsets, always.
+//! Sealing and loading take a fresh copy at once; inserts leave it to upkeep
 //! ([`Segment::freeze_plan`]), or take one themselves once the unfrozen
 //! tail reaches [`MAX_UNFROZEN`]. No I/O.
 
@@ -64,6 +70,8 @@ pub struct Segment {
     metric: Metric,
     params: HnswParams,
     graph: Arc<Graph>,
+    /// Offsets below this are in the hnsw_rs graph.
+    built: usize,
     sealed: bool,
     /// Points the last dump of this segment held (0: never dumped).
     dumped_len: usize,
@@ -114,6 +122,7 @@ impl Segment {
             metric,
             params,
             graph: Arc::new(graph),
+            built: 0,
             sealed: false,
             dumped_len: 0,
             vectors: VectorStore::new(),
@@ -143,6 +152,7 @@ impl Segment {
             metric,
             params,
             graph: Arc::new(graph),
+            built: n,
             sealed,
             dumped_len: n,
             vectors: VectorStore::with_empty_rows(n),
@@ -205,9 +215,20 @@ impl Segment {
     /// searching, if the copy lags).
     pub fn seal(&mut self) {
         self.sealed = true;
-        if self.unfrozen() > 0 {
+        if self.freeze_plan().is_some() {
             self.freeze();
         }
+    }
+
+    /// Points stored but not yet in the graph (scanned exactly until a
+    /// builder adds them).
+    pub fn unbuilt(&self) -> usize {
+        self.len() - self.built
+    }
+
+    /// Points in the graph (offsets `0..built`).
+    pub fn built(&self) -> usize {
+        self.built
     }
 
     /// Points newer than the searchable graph copy (scanned exactly).
@@ -225,7 +246,7 @@ impl Segment {
         let copy = FreezePlan {
             segment: self.id,
             graph: self.graph.clone(),
-            len: self.len(),
+            len: self.built,
         }
         .copy();
         self.install_frozen(copy);
@@ -234,11 +255,38 @@ impl Segment {
     /// What a copy of the graph as it is now needs, to take it without the
     /// index lock; `None` when the copy is up to date.
     pub fn freeze_plan(&self) -> Option<FreezePlan> {
-        (self.unfrozen() > 0).then(|| FreezePlan {
+        let frozen = self.frozen.as_ref().map_or(0, FrozenGraph::len);
+        (self.built > frozen).then(|| FreezePlan {
             segment: self.id,
             graph: self.graph.clone(),
-            len: self.len(),
+            len: self.built,
         })
+    }
+
+    /// The next at most `max_points` stored points not yet in the graph,
+    /// copied out so they can be built without the index lock; `None` when
+    /// the graph holds every point.
+    pub fn build_plan(&self, max_points: usize) -> Option<SegmentBuild> {
+        let end = self.len().min(self.built + max_points.max(1));
+        (end > self.built).then(|| SegmentBuild {
+            segment: self.id,
+            graph: self.graph.clone(),
+            first: self.built,
+            vectors: (self.built..end)
+                .map(|o| self.vectors.get(o).to_vec())
+                .collect(),
+        })
+    }
+
+    /// Records a build made from [`Segment::build_plan`]; returns whether it
+    /// continued this segment's graph (a build of a replaced segment, or one
+    /// that overlaps another, is ignored).
+    pub fn install_built(&mut self, built: BuiltRange) -> bool {
+        if built.segment != self.id || built.first != self.built || built.end > self.len() {
+            return false;
+        }
+        self.built = built.end;
+        true
     }
 
     /// Installs a copy taken from [`Segment::freeze_plan`] if it is of this
@@ -248,7 +296,7 @@ impl Segment {
             return false;
         };
         let current = self.frozen.as_ref().map_or(0, FrozenGraph::len);
-        if copy.segment != self.id || graph.len() <= current || graph.len() > self.len() {
+        if copy.segment != self.id || graph.len() <= current || graph.len() > self.built {
             return false;
         }
         self.frozen = Some(graph);
@@ -270,8 +318,27 @@ impl Segment {
         self.metric != Metric::Dot || distance::dot(prepared, prepared).sqrt() <= self.max_norm
     }
 
-    /// Appends a prepared vector under `key`; returns its offset.
+    /// Stores a prepared vector under `key` without adding it to the graph
+    /// (it is scanned exactly until a builder does); returns its offset.
+    pub fn append(&mut self, key: u64, prepared: &[f32]) -> usize {
+        let offset = self.vectors.len();
+        self.push(key, prepared);
+        offset
+    }
+
+    /// Whether every stored point is in the graph, so [`Segment::insert`]
+    /// may add the next one directly.
+    fn fully_built(&self) -> bool {
+        self.built == self.len()
+    }
+
+    /// Appends a prepared vector under `key` and builds it into the graph
+    /// now; returns its offset. Behind a pending build, it is only stored
+    /// (the builder adds it in order).
     pub fn insert(&mut self, key: u64, prepared: Vec<f32>) -> usize {
+        if !self.fully_built() {
+            return self.append(key, &prepared);
+        }
         let offset = self.vectors.len();
         match self.graph.as_ref() {
             Graph::Cosine(h) => h.insert_slice((&prepared, offset)),
@@ -279,6 +346,7 @@ impl Segment {
             Graph::Dot(h) => h.insert_slice((&prepared, offset)),
         }
         self.push(key, &prepared);
+        self.built = self.len();
         if self.unfrozen() >= MAX_UNFROZEN {
             self.freeze();
         }
@@ -289,6 +357,12 @@ impl Segment {
     /// returns the first offset (the rest follow in order).
     pub fn insert_many(&mut self, points: Vec<(u64, Vec<f32>)>) -> usize {
         let first = self.vectors.len();
+        if !self.fully_built() {
+            for (key, prepared) in points {
+                self.push(key, &prepared);
+            }
+            return first;
+        }
         {
             let batch: Vec<(&[f32], usize)> = points
                 .iter()
@@ -304,6 +378,7 @@ impl Segment {
         for (key, prepared) in points {
             self.push(key, &prepared);
         }
+        self.built = self.len();
         if self.unfrozen() >= MAX_UNFROZEN {
             self.freeze();
         }
@@ -476,4 +551,54 @@ impl FreezePlan {
 pub struct FrozenCopy {
     segment: u64,
     graph: Option<FrozenGraph>,
+}
+
+/// Stored points of a segment to add to its graph, copied out of the index.
+pub struct SegmentBuild {
+    segment: u64,
+    graph: Arc<Graph>,
+    first: usize,
+    vectors: Vec<Vec<f32>>,
+}
+
+impl SegmentBuild {
+    /// Points to build.
+    pub fn len(&self) -> usize {
+        self.vectors.len()
+    }
+
+    /// Whether there is nothing to build.
+    pub fn is_empty(&self) -> bool {
+        self.vectors.is_empty()
+    }
+
+    /// Adds the points to the graph on all cores; slow, and needs no lock on
+    /// the index (searches walk the frozen copy, not the graph). Callers
+    /// build one plan of a segment at a time (see the index's build gate).
+    pub fn run(self) -> BuiltRange {
+        let batch: Vec<(&[f32], usize)> = self
+            .vectors
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.as_slice(), self.first + i))
+            .collect();
+        match self.graph.as_ref() {
+            Graph::Cosine(h) => h.parallel_insert_slice(&batch),
+            Graph::L2(h) => h.parallel_insert_slice(&batch),
+            Graph::Dot(h) => h.parallel_insert_slice(&batch),
+        }
+        BuiltRange {
+            segment: self.segment,
+            first: self.first,
+            end: self.first + self.vectors.len(),
+        }
+    }
+}
+
+/// Offsets `first..end` of a segment, now in its graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuiltRange {
+    segment: u64,
+    first: usize,
+    end: usize,
 }

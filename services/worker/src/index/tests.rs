@@ -445,3 +445,71 @@ fn a_copy_taken_during_inserts_covers_only_its_prefix() {
     assert!(!segment.install_frozen(second.copy()));
     assert_eq!(segment.unfrozen(), 0);
 }
+
+#[test]
+fn appended_points_are_searchable_at_once_and_built_later_without_changing_answers() {
+    let vectors = random_vectors(3_000, 24, 61);
+    let mut index = build(Metric::L2, &vectors[..1_000]);
+    index.append_upserts(
+        vectors
+            .iter()
+            .enumerate()
+            .skip(1_000)
+            .map(|(key, v)| (key as u64, v.clone()))
+            .collect(),
+    );
+    assert_eq!(index.unbuilt(), 2_000);
+    assert_eq!(index.len(), 3_000);
+    // Found before any build: the exact scan covers them.
+    for key in (1_000..3_000).step_by(41) {
+        let hits = index.search(&vectors[key], 1, DEFAULT_EF, None);
+        assert_eq!(hits, vec![(key as u64, 0.0)], "point {key} before the build");
+    }
+    // Building in chunks: each plan continues where the last stopped; a
+    // stale range is refused.
+    let (position, first) = index.build_plan(1_500).expect("points to build");
+    assert_eq!(first.len(), 1_500);
+    let stale = index.build_plan(10).expect("the same start again").1;
+    let range = first.run();
+    assert!(index.install_built(position, range));
+    assert_eq!(index.unbuilt(), 500);
+    assert!(
+        !index.install_built(position, range),
+        "a range already recorded is refused"
+    );
+    drop(stale);
+    let (position, rest) = index.build_plan(10_000).expect("the rest");
+    assert_eq!(rest.len(), 500);
+    assert!(index.install_built(position, rest.run()));
+    assert_eq!(index.unbuilt(), 0);
+    assert!(index.build_plan(10).is_none());
+    index.freeze_all();
+    assert_eq!(index.segments()[0].unfrozen(), 0, "the copy covers the graph");
+    for key in (1_000..3_000).step_by(41) {
+        let hits = index.search(&vectors[key], 1, DEFAULT_EF, None);
+        assert_eq!(hits, vec![(key as u64, 0.0)], "point {key} after the build");
+    }
+    let queries = random_vectors(50, 24, 62);
+    let r = recall(&index, &queries, 10, None);
+    assert!(r >= 0.95, "recall after a deferred build = {r:.3}");
+}
+
+#[test]
+fn a_copy_never_covers_points_not_yet_built() {
+    let vectors = random_vectors(1_200, 16, 71);
+    let mut segment = Segment::new(Metric::L2, PARAMS, 2_000, 1.0);
+    for (key, v) in vectors.iter().enumerate().take(1_000) {
+        segment.insert(key as u64, v.clone());
+    }
+    for (key, v) in vectors.iter().enumerate().skip(1_000) {
+        segment.append(key as u64, v);
+    }
+    // A direct insert behind a pending build only stores the point, so the
+    // graph keeps offset order.
+    let late = segment.insert(9_999, vectors[0].clone());
+    assert_eq!((segment.built(), segment.unbuilt(), late), (1_000, 201, 1_200));
+    let plan = segment.freeze_plan().expect("the built prefix");
+    assert!(segment.install_frozen(plan.copy()));
+    assert_eq!(segment.unfrozen(), 201, "unbuilt points stay in the exact scan");
+    assert!(segment.freeze_plan().is_none(), "nothing more is built to copy");
+}

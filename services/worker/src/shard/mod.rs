@@ -1,12 +1,13 @@
 //! One shard replica: its Raft type configuration, the commands replicated
 //! through its log, the table that applies each client request once, the
-//! state machine that applies them to RocksDB and the HNSW index, and the
-//! consistent reads served from both.
+//! state machine that applies them to RocksDB, the HNSW index and the
+//! in-memory row ids, and the consistent reads served from them.
 
 pub mod codec;
 pub mod command;
 pub mod dedup;
 pub mod read;
+pub mod row_ids;
 pub mod state_machine;
 
 use std::io::Cursor;

@@ -1,5 +1,7 @@
 //! Point reads of one shard that each see one consistent state of it, however
-//! entries are applied meanwhile. Get resolves ids to rows and rows to points
+//! entries are applied meanwhile. A search that asks for neither vectors nor
+//! payloads reads no rows at all: hit ids come from the in-memory
+//! [`RowIds`], read under the same index lock. Get resolves ids to rows and rows to points
 //! in one RocksDB snapshot, so an update (which moves a point to a new row)
 //! can never make an existing point read as missing. Search takes that
 //! snapshot while it holds the index's read lock — the state machine changes
@@ -14,6 +16,9 @@ use std::sync::RwLock;
 
 use vectron_ids::PointId;
 
+use vectron_proto::worker::v1::Point;
+
+use super::row_ids::RowIds;
 use crate::filter::PayloadFilter;
 use crate::index::ShardIndex;
 use crate::storage::{ShardStore, StorageError, StoredPoint};
@@ -120,22 +125,29 @@ pub struct ShardQuery<'a> {
     pub filter: Option<&'a PayloadFilter>,
     /// Whether hits carry their payload.
     pub with_payload: bool,
+    /// Whether hits carry their vector.
+    pub with_vector: bool,
 }
 
 /// The `top_k` nearest stored points to the query with their scores, best
-/// first.
+/// first. A hit's id comes from `ids`; its row is read from RocksDB only
+/// when its vector or payload is asked for (the returned point then has an
+/// empty vector, payload or both).
 pub fn search_points(
     index: &RwLock<ShardIndex>,
+    ids: &RowIds,
     store: &ShardStore,
     query: &ShardQuery<'_>,
 ) -> Result<Vec<(StoredPoint, f32)>, StorageError> {
+    let reads_rows = query.with_payload || query.with_vector;
     let (view, hits) = {
         let index = index.read().unwrap_or_else(|p| p.into_inner());
-        let view = store.view();
-        let accept = |row: u64| {
-            query
-                .filter
-                .is_none_or(|f| payload_matches(f, &view.payload(row).unwrap_or_default()))
+        let view = (reads_rows || query.filter.is_some()).then(|| store.view());
+        let accept = |row: u64| match (query.filter, &view) {
+            (Some(f), Some(view)) => {
+                payload_matches(f, &view.payload(row).unwrap_or_default())
+            }
+            _ => true,
         };
         let accept: Option<&dyn Fn(u64) -> bool> = if query.filter.is_some() {
             Some(&accept)
@@ -143,7 +155,32 @@ pub fn search_points(
             None
         };
         let hits = index.search(query.vector, query.top_k, query.ef, accept);
+        if !reads_rows {
+            // Under the index's read lock, the ids are those of these rows.
+            let found = ids.ids_of(hits.iter().map(|(row, _)| *row));
+            return Ok(hits
+                .into_iter()
+                .zip(found)
+                .filter_map(|((row, score), id)| {
+                    Some((
+                        StoredPoint {
+                            row,
+                            point: Point {
+                                id: Some(id?),
+                                vector: Vec::new(),
+                                payload_json: Vec::new(),
+                            },
+                            payload: Vec::new(),
+                        },
+                        score,
+                    ))
+                })
+                .collect());
+        }
         (view, hits)
+    };
+    let Some(view) = view else {
+        return Ok(Vec::new());
     };
     let mut results = Vec::with_capacity(hits.len());
     for (row, score) in hits {

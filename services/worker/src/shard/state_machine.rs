@@ -1,5 +1,7 @@
 //! The state machine of a shard replica: applies each committed entry as one
-//! synced RocksDB write batch, then updates the HNSW index, holding the
+//! RocksDB write batch (not fsynced: see [`ShardStore::write_applied`] for
+//! why the Raft log's fsync covers it), then stores its vectors in the HNSW index
+//! (searchable at once; upkeep builds them into the graph), holding the
 //! index's write lock across both so a reader that holds its read lock sees
 //! index and rows of the same entry; answers a repeated client request from
 //! its dedup table instead of applying it again; rebuilds the index from
@@ -18,15 +20,18 @@ use openraft::{
 };
 use prost::Message;
 use rocksdb::WriteBatch;
+use vectron_proto::common::v1 as common;
 use vectron_proto::worker::v1::Point;
 
 use super::ShardTypeConfig;
 use super::command::{PointRecord, RequestId, ShardCommand, ShardProposal, ShardResponse};
 use super::dedup::{DedupTable, Recorded};
+use super::row_ids::RowIds;
 use crate::distance::Metric;
 use crate::filter::PayloadFilter;
 use crate::index::disk::IndexDir;
 use crate::index::{HnswParams, ShardIndex};
+use crate::maintenance::{self, BUILD_CHUNK, MAX_UNBUILT};
 use crate::storage::{ShardStore, StoredPoint};
 
 const META_APPLIED: &str = "applied";
@@ -93,6 +98,9 @@ fn io_write(e: impl std::error::Error + 'static) -> StorageError<u64> {
 pub struct ShardStateMachine {
     store: ShardStore,
     index: Arc<RwLock<ShardIndex>>,
+    /// The id of each row the index holds (changed under the index's write
+    /// lock).
+    row_ids: Arc<RowIds>,
     /// Points the index loaded from dumps when the shard was opened.
     loaded_from_disk: usize,
     applied: Option<LogId<u64>>,
@@ -123,11 +131,15 @@ impl ShardStateMachine {
             .unwrap_or_default();
         let requests = DedupTable::load(&store).map_err(io_read)?;
         let started = Instant::now();
+        let mut ids = Vec::new();
         let stored: Vec<(u64, Vec<f32>)> = store
             .points()
             .map_err(io_read)?
             .into_iter()
-            .map(|p| (p.row, p.point.vector))
+            .map(|p| {
+                ids.push((p.row, p.point.id.unwrap_or_default()));
+                (p.row, p.point.vector)
+            })
             .collect();
         let points = stored.len();
         let loaded = blocking(|| dumps.load(metric, params)).unwrap_or_else(|e| {
@@ -152,6 +164,7 @@ impl ShardStateMachine {
         Ok(Self {
             store,
             index: Arc::new(RwLock::new(index)),
+            row_ids: Arc::new(RowIds::from_rows(ids)),
             loaded_from_disk,
             applied,
             membership,
@@ -172,6 +185,11 @@ impl ShardStateMachine {
     /// The shard's index, shared with the search path.
     pub fn index(&self) -> Arc<RwLock<ShardIndex>> {
         self.index.clone()
+    }
+
+    /// The id of each row the index holds, shared with the search path.
+    pub fn row_ids(&self) -> Arc<RowIds> {
+        self.row_ids.clone()
     }
 
     fn write_index(&self) -> std::sync::RwLockWriteGuard<'_, ShardIndex> {
@@ -218,10 +236,11 @@ impl ShardStateMachine {
                         changes.push(IndexChange::Delete(old));
                     }
                     let row = (log_index << 16) | position as u64;
+                    let wire_id = crate::point_id::to_pb(&id);
                     let stored = StoredPoint {
                         row,
                         point: Point {
-                            id: Some(crate::point_id::to_pb(&id)),
+                            id: Some(wire_id.clone()),
                             vector: vector.clone(),
                             payload_json: Vec::new(),
                         },
@@ -229,7 +248,7 @@ impl ShardStateMachine {
                     };
                     self.store.put_point(batch, &canonical, &stored);
                     overlay.insert(canonical, Some(row));
-                    changes.push(IndexChange::Upsert(row, vector));
+                    changes.push(IndexChange::Upsert(row, vector, wire_id));
                 }
                 Ok((ShardResponse::Upserted(count), changes))
             }
@@ -384,37 +403,40 @@ fn load_snapshot(store: &ShardStore) -> Result<Option<StoredSnapshotBytes>, Stor
 
 /// An index update to make after the write batch is durable.
 enum IndexChange {
-    Upsert(u64, Vec<f32>),
+    /// Row, vector, and the point's id (for [`RowIds`]).
+    Upsert(u64, Vec<f32>, common::PointId),
     Delete(u64),
 }
 
-/// Upserts in one run at least this long are inserted into the graph on all
-/// cores; shorter runs one by one (thread start-up would cost more).
-const PARALLEL_INSERT_RUN: usize = 32;
-
-/// Makes one entry's index changes in order: each run of consecutive upserts
-/// as one batch (built on all cores when long), each delete on its own.
-fn apply_to_index(index: &mut ShardIndex, changes: Vec<IndexChange>) {
-    let mut run: Vec<(u64, Vec<f32>)> = Vec::new();
-    let flush = |index: &mut ShardIndex, run: &mut Vec<(u64, Vec<f32>)>| {
-        if run.len() >= PARALLEL_INSERT_RUN {
-            index.bulk_upsert(std::mem::take(run));
-        } else {
-            for (row, vector) in run.drain(..) {
-                index.upsert(row, &vector);
-            }
-        }
-    };
+/// Makes one entry's changes to the in-memory row ids, in order.
+fn apply_to_ids(ids: &mut HashMap<u64, common::PointId>, changes: &[IndexChange]) {
     for change in changes {
         match change {
-            IndexChange::Upsert(row, vector) => run.push((row, vector)),
+            IndexChange::Upsert(row, _, id) => {
+                ids.insert(*row, id.clone());
+            }
             IndexChange::Delete(row) => {
-                flush(index, &mut run);
+                ids.remove(row);
+            }
+        }
+    }
+}
+
+/// Makes one entry's index changes in order: each run of consecutive upserts
+/// is stored at once (searchable by exact scan; upkeep builds it into the
+/// graph), each delete on its own.
+fn apply_to_index(index: &mut ShardIndex, changes: Vec<IndexChange>) {
+    let mut run: Vec<(u64, Vec<f32>)> = Vec::new();
+    for change in changes {
+        match change {
+            IndexChange::Upsert(row, vector, _) => run.push((row, vector)),
+            IndexChange::Delete(row) => {
+                index.append_upserts(std::mem::take(&mut run));
                 index.delete(row);
             }
         }
     }
-    flush(index, &mut run);
+    index.append_upserts(run);
 }
 
 /// Builds a snapshot from points read when the builder was made, so it is a
@@ -505,12 +527,19 @@ impl RaftStateMachine<ShardTypeConfig> for ShardStateMachine {
                 .put_meta(&mut batch, META_MEMBERSHIP, &membership);
             vectron_raft::crash_point!("worker::apply::before_write");
             blocking(|| -> Result<(), StorageError<u64>> {
+                // Searches scan unbuilt points exactly: past a bound, build
+                // them before storing more (no index lock held meanwhile).
+                let unbuilt = self.index.read().unwrap_or_else(|p| p.into_inner()).unbuilt();
+                if unbuilt >= MAX_UNBUILT {
+                    maintenance::build_pending(&self.index, BUILD_CHUNK, MAX_UNBUILT / 2);
+                }
                 // Rows and index change under one write lock: searches hold
                 // the read lock while they read rows (see `read`).
                 let mut index = self.write_index();
-                self.store.write(batch).map_err(io_write)?;
+                self.store.write_applied(batch).map_err(io_write)?;
                 // Rows durable, index not yet updated.
                 vectron_raft::crash_point!("worker::apply::before_index");
+                apply_to_ids(&mut self.row_ids.write(), &changes);
                 apply_to_index(&mut index, changes);
                 Ok(())
             })?;
@@ -556,11 +585,13 @@ impl RaftStateMachine<ShardTypeConfig> for ShardStateMachine {
         let mut batch = WriteBatch::default();
         self.store.delete_all(&mut batch);
         let mut vectors = Vec::with_capacity(data.points.len());
+        let mut ids = Vec::with_capacity(data.points.len());
         for snapshot_point in data.points {
             let mut point = snapshot_point.point.unwrap_or_default();
             let canonical = crate::point_id::canonical(point.id.as_ref());
             let payload = std::mem::take(&mut point.payload_json);
             vectors.push((snapshot_point.row, point.vector.clone()));
+            ids.push((snapshot_point.row, point.id.clone().unwrap_or_default()));
             let stored = StoredPoint {
                 row: snapshot_point.row,
                 point,
@@ -614,7 +645,10 @@ impl RaftStateMachine<ShardTypeConfig> for ShardStateMachine {
             fresh.bulk_upsert(vectors);
             fresh
         });
-        *self.write_index() = fresh;
+        let mut index = self.write_index();
+        *index = fresh;
+        self.row_ids.replace(ids);
+        drop(index);
         Ok(())
     }
 
@@ -635,6 +669,10 @@ impl RaftStateMachine<ShardTypeConfig> for ShardStateMachine {
 mod tests {
     use super::*;
 
+    fn wire_id(n: u64) -> common::PointId {
+        crate::point_id::to_pb(&vectron_ids::PointId::Num(n))
+    }
+
     fn vector(seed: u64) -> Vec<f32> {
         (0..8)
             .map(|i| ((seed * 31 + i) % 17) as f32 - 8.0)
@@ -651,15 +689,20 @@ mod tests {
         // A long run (batched), a delete of a point of that run, a short run
         // that re-adds it under a new row, and a delete of a row never added.
         let mut changes: Vec<IndexChange> = (0..100)
-            .map(|row| IndexChange::Upsert(row, vector(row)))
+            .map(|row| IndexChange::Upsert(row, vector(row), wire_id(row)))
             .collect();
         changes.push(IndexChange::Delete(7));
-        changes.push(IndexChange::Upsert(1_000, vector(7)));
+        changes.push(IndexChange::Upsert(1_000, vector(7), wire_id(7)));
         changes.push(IndexChange::Delete(99));
         changes.push(IndexChange::Delete(5_000));
+        let mut ids = HashMap::new();
+        apply_to_ids(&mut ids, &changes);
         apply_to_index(&mut index, changes);
         index.freeze_all();
         assert_eq!(index.len(), 99);
+        assert_eq!(ids.len(), 99, "the ids follow the same changes");
+        assert_eq!(ids.get(&1_000), Some(&wire_id(7)));
+        assert!(!ids.contains_key(&7) && !ids.contains_key(&99));
         let hits = index.search(&vector(7), 100, 200, None);
         let rows: Vec<u64> = hits.iter().map(|(row, _)| *row).collect();
         assert!(rows.contains(&1_000), "the re-added row is found");

@@ -209,7 +209,7 @@ async fn reopen_loads_dumped_segments_and_stays_correct() {
         rebuild_threshold: 0.3,
         dump_growth: 1_000,
         freeze_growth: 256,
-        interval: std::time::Duration::from_secs(1),
+        ..MaintenanceConfig::default()
     };
     let store = ShardStore::new(db.clone(), 1);
     let mut machine = open_with(&db, 1, &dumps);
@@ -429,6 +429,10 @@ async fn reads_see_every_point_while_it_is_being_updated() {
     machine.apply([entry(1, points(0))]).await.expect("apply");
     let store = ShardStore::new(db.clone(), 1);
     let index = machine.index();
+    let row_ids = machine.row_ids();
+    let wire_id = |n: u64| vectron_proto::common::v1::PointId {
+        kind: Some(vectron_proto::common::v1::point_id::Kind::Num(n)),
+    };
     let done = Arc::new(AtomicBool::new(false));
     // One thread only gets and one only searches, so each spins on its own
     // read path and lands inside an apply as often as the machine allows.
@@ -456,16 +460,25 @@ async fn reads_see_every_point_while_it_is_being_updated() {
             let mut problems = Vec::new();
             while !done.load(Ordering::Relaxed) && problems.len() < 5 {
                 let id = reads % 10;
+                // Alternate the path reading rows with the one taking ids
+                // from memory.
+                let with_payload = reads % 2 == 0;
                 let query = ShardQuery {
                     vector: &[id as f32 * 10.0, 1.0, 0.0, 0.0],
                     top_k: 1,
                     ef: 16,
                     filter: None,
-                    with_payload: true,
+                    with_payload,
+                    with_vector: false,
                 };
-                let hits = read::search_points(&index, &store, &query).expect("search");
-                if hits.len() != 1 {
-                    problems.push(format!("search for point {id} found {} hits", hits.len()));
+                let hits =
+                    read::search_points(&index, &row_ids, &store, &query).expect("search");
+                let found = hits.first().and_then(|(p, _)| p.point.id.clone());
+                if hits.len() != 1 || found != Some(wire_id(id)) {
+                    problems.push(format!(
+                        "search for point {id} (payload {with_payload}) found {found:?} in {} hits",
+                        hits.len()
+                    ));
                 }
                 reads += 1;
             }
