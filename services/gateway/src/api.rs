@@ -428,6 +428,7 @@ impl Gateway {
                         .map(|r| r.worker_name.clone())
                         .collect(),
                     points: status.points,
+                    unindexed_points: status.unindexed_points,
                 })
             })
             .collect();

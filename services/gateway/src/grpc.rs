@@ -439,7 +439,8 @@ impl Vectron for GrpcApi {
                     .enumerate()
                     .map(|(i, search)| {
                         let at = format!("searches[{i}]");
-                        if !search.collection.is_empty() && search.collection != request.collection {
+                        if !search.collection.is_empty() && search.collection != request.collection
+                        {
                             return Err(ApiError::invalid(
                                 format!("{at}.collection"),
                                 format!(
@@ -786,4 +787,3 @@ mod tests {
         assert_eq!(back, payload);
     }
 }
-

@@ -36,9 +36,8 @@ impl Frontdoor {
         Self {
             gateway,
             access,
-            limiter: (overload.rate_per_second > 0.0).then(|| {
-                RateLimiter::new("credential", overload.rate_per_second, overload.burst)
-            }),
+            limiter: (overload.rate_per_second > 0.0)
+                .then(|| RateLimiter::new("credential", overload.rate_per_second, overload.burst)),
             address_limiter: (overload.address_rate_per_second > 0.0).then(|| {
                 RateLimiter::new(
                     "client address",

@@ -130,7 +130,7 @@ pub fn collection(c: &api::Collection, detailed: bool) -> Value {
         value["shard_status"] = c
             .shard_status
             .iter()
-            .map(|s| json!({"shard": s.shard, "leader": s.leader, "replicas": s.replicas, "points": s.points}))
+            .map(|s| json!({"shard": s.shard, "leader": s.leader, "replicas": s.replicas, "points": s.points, "unindexed_points": s.unindexed_points}))
             .collect();
     }
     value

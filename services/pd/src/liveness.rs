@@ -122,6 +122,18 @@ impl Liveness {
             })
     }
 
+    /// The most points any replica of `shard` reported as not yet in its
+    /// graph.
+    pub fn shard_unindexed(&self, shard: ShardId) -> u64 {
+        self.reports
+            .values()
+            .flatten()
+            .filter(|r| r.shard_id == shard.0)
+            .map(|r| r.unindexed_points)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The live workers (heard from within `alive_within`) that may still
     /// serve a replica of `shards`, dropped at `dropped_at`: those whose latest
     /// report lists one, and those of `assigned` not heard from since the

@@ -553,11 +553,13 @@ impl PlacementDriver for PdService {
                             .iter()
                             .filter(|r| liveness.is_alive(WorkerId(r.worker_id), timeout, now))
                             .count() as u32;
+                        let unindexed_points = liveness.shard_unindexed(ShardId(shard.shard_id));
                         pb::ShardStatus {
                             shard: Some(shard),
                             points,
                             bytes,
                             live_replicas,
+                            unindexed_points,
                         }
                     })
                     .collect();

@@ -7,9 +7,10 @@
 //! the searchable copy of each segment's graph once enough points were
 //! inserted past it (copied with no lock held, swapped in briefly), and dumps
 //! segments to disk so a restart loads graphs instead of rebuilding them.
-//! Sealed segments are dumped once, without the lock; the appendable segment
-//! is re-dumped each time it has grown by a set number of points, holding a
-//! read lock (searches go on, applies wait) while it is written.
+//! Sealed segments are dumped once; the appendable segment is re-dumped each
+//! time its graph has grown by a set number of points. Graphs change only
+//! under the index's build gate (or before an index is shared), so a dump
+//! holds the gate and no index lock while it writes.
 
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
@@ -54,10 +55,17 @@ impl Default for MaintenanceConfig {
 /// Points built into a graph at a time by default.
 pub const BUILD_CHUNK: usize = 4_096;
 
-/// Points the write path may leave unbuilt (scanned exactly by every
-/// search) before it builds them itself, which slows ingest to the graph's
-/// build rate instead of letting searches slow down without bound.
+/// Points a shard may hold unbuilt (scanned exactly by every search) before
+/// writes wait for the builder: the worker holds new upserts back (never
+/// the apply, which strong reads wait for) until the builder catches up, so
+/// ingest slows to the graph's build rate instead of searches slowing
+/// without bound.
 pub const MAX_UNBUILT: usize = 16_384;
+
+/// The hard bound, enforced by the apply itself (building there, which
+/// strong reads then wait for), when writes already admitted overshoot
+/// [`MAX_UNBUILT`].
+pub const HARD_MAX_UNBUILT: usize = 4 * MAX_UNBUILT;
 
 /// Builds stored points into their segments' graphs, `chunk` at a time,
 /// until at most `leave` remain unbuilt, refreshing each segment's
@@ -163,17 +171,17 @@ pub fn run_round(
                 break;
             };
             let grown = segment.built() - segment.dumped_len().min(segment.built());
-            let image = if segment.is_sealed() && grown > 0 {
+            // Under the build gate no graph changes, so the image is
+            // written with no index lock held: applies and searches go on.
+            let image = if (segment.is_sealed() && grown > 0)
+                || (!segment.is_sealed() && grown >= config.dump_growth)
+            {
                 let image = SegmentImage::of(segment);
                 drop(guard);
                 dir.dump(&image)?;
-                Some(image)
-            } else if !segment.is_sealed() && grown >= config.dump_growth {
-                let image = SegmentImage::of(segment);
-                dir.dump(&image)?;
-                drop(guard);
                 Some(image)
             } else {
+                drop(guard);
                 None
             };
             if let Some(image) = image {

@@ -56,6 +56,8 @@ pub struct Replica {
     /// The point count last read from the index, reported while the index
     /// is busy.
     points_seen: AtomicU64,
+    /// The unbuilt points of the last report that could read the index.
+    unbuilt_seen: AtomicU64,
     log_store: RocksLogStore<ShardTypeConfig>,
     dumps: IndexDir,
     upkeep: tokio::task::JoinHandle<()>,
@@ -162,6 +164,7 @@ impl Replica {
             store,
             handing_over: AtomicBool::new(false),
             points_seen: AtomicU64::new(0),
+            unbuilt_seen: AtomicU64::new(0),
             log_store,
             dumps,
             upkeep,
@@ -210,13 +213,18 @@ impl Replica {
         // Never wait for the index: applying a long run of entries holds
         // its write lock, and a heartbeat stuck behind it gets the worker
         // marked Down.
-        let points = match self.index.try_read() {
+        let (points, unindexed_points) = match self.index.try_read() {
             Ok(index) => {
                 let points = index.len() as u64;
+                let unbuilt = index.unbuilt() as u64;
                 self.points_seen.store(points, Ordering::Relaxed);
-                points
+                self.unbuilt_seen.store(unbuilt, Ordering::Relaxed);
+                (points, unbuilt)
             }
-            Err(_) => self.points_seen.load(Ordering::Relaxed),
+            Err(_) => (
+                self.points_seen.load(Ordering::Relaxed),
+                self.unbuilt_seen.load(Ordering::Relaxed),
+            ),
         };
         // Only a committed membership is reported (PD finishes moves on
         // it); a pending change reports none, which PD reads as "unknown".
@@ -241,6 +249,7 @@ impl Replica {
             applied_index: metrics.last_applied.map(|l| l.index).unwrap_or(0),
             points,
             bytes: 0,
+            unindexed_points,
         }
     }
 

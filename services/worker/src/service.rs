@@ -19,6 +19,7 @@ use vectron_proto::worker::v1 as pb;
 use vectron_proto::worker::v1::worker_server::Worker;
 
 use crate::filter::PayloadFilter;
+use crate::maintenance::MAX_UNBUILT;
 use crate::replica::Replica;
 use crate::shard::codec;
 use crate::shard::command::{PointRecord, RequestId, ShardCommand, ShardProposal, ShardResponse};
@@ -99,6 +100,29 @@ async fn propose(replica: &Replica, proposal: ShardProposal) -> Result<ShardResp
         ))),
     }
 }
+
+/// Holds an upsert back while the shard has more unbuilt points than
+/// [`MAX_UNBUILT`], so ingest runs at the graph's build rate; gives up
+/// waiting after [`INDEXING_WAIT`] (the apply then enforces its hard bound).
+/// The apply is never held back here, so strong reads never wait for a
+/// build.
+async fn wait_for_indexing(replica: &Replica) {
+    let deadline = tokio::time::Instant::now() + INDEXING_WAIT;
+    loop {
+        let unbuilt = replica
+            .index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .unbuilt();
+        if unbuilt < MAX_UNBUILT || tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Longest an upsert waits for the graph builder before it is proposed.
+const INDEXING_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// For strong reads: confirm leadership and wait until everything committed
 /// before the call is applied.
@@ -304,6 +328,7 @@ impl Worker for WorkerService {
                 ),
             ));
         }
+        wait_for_indexing(&replica).await;
         match propose(&replica, proposal).await? {
             ShardResponse::Upserted(n) => Ok(Response::new(pb::UpsertResponse { upserted: n })),
             other => Err(internal(format!("unexpected reply {other:?}"))),

@@ -78,14 +78,19 @@ impl Report {
             self.dataset, self.k, self.m, self.ef_construction
         );
         out += &format!(
-            "{:<width$}  {:>10}  {:>10}  {:>13}  {:>12}\n",
-            "load", "points/s", "probes", "probe p99 ms", "probe max ms"
+            "{:<width$}  {:>10}  {:>10}  {:>10}  {:>13}  {:>12}\n",
+            "load", "points/s", "indexed/s", "probes", "probe p99 ms", "probe max ms"
         );
         for row in &self.loads {
             let f = &row.figures;
             out += &format!(
-                "{:<width$}  {:>10.0}  {:>10}  {:>13.2}  {:>12.2}\n",
-                row.target, f.points_per_s, f.probe_searches, f.probe_p99_ms, f.probe_max_ms
+                "{:<width$}  {:>10.0}  {:>10.0}  {:>10}  {:>13.2}  {:>12.2}\n",
+                row.target,
+                f.points_per_s,
+                f.indexed_points_per_s,
+                f.probe_searches,
+                f.probe_p99_ms,
+                f.probe_max_ms
             );
         }
         out += &format!(
@@ -120,6 +125,7 @@ mod tests {
             LoadFigures {
                 points: 100,
                 points_per_s: 1234.0,
+                indexed_points_per_s: 987.0,
                 probe_searches: 3,
                 probe_p99_ms: 1.5,
                 probe_max_ms: 2.5,
@@ -138,7 +144,7 @@ mod tests {
             },
         );
         let table = report.table();
-        assert!(table.contains("1234"), "{table}");
+        assert!(table.contains("1234") && table.contains("987"), "{table}");
         assert!(table.contains("0.987") && table.contains("4321"), "{table}");
         let json: serde_json::Value = serde_json::from_str(&report.json()).expect("JSON");
         assert_eq!(json["searches"][0]["ef"], 64);

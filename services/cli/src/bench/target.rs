@@ -67,6 +67,11 @@ pub trait Target: Send + Sync {
     fn search<'a>(&'a self, query: &'a [f32], k: usize, ef: usize) -> Reply<'a, Vec<u64>>;
     /// Removes the collection.
     fn drop_collection(&self) -> Reply<'_, ()>;
+    /// Points stored but not yet in an HNSW graph (searched by exact scan
+    /// meanwhile); `None` when the target builds as it stores.
+    fn unindexed(&self) -> Reply<'_, Option<u64>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 fn failed<'a>(target: &'a str, what: &'static str) -> impl Fn(String) -> TargetError + 'a {
@@ -208,6 +213,23 @@ impl Target for Rest {
                 .map_err(|e| failed("rest", "drop collection")(e.to_string()))
         })
     }
+
+    fn unindexed(&self) -> Reply<'_, Option<u64>> {
+        Box::pin(async move {
+            let info = self
+                .client
+                .get_collection(&self.spec.name)
+                .await
+                .map_err(|e| failed("rest", "collection status")(e.to_string()))?;
+            let shards = info["shard_status"].as_array().cloned().unwrap_or_default();
+            Ok(Some(
+                shards
+                    .iter()
+                    .filter_map(|s| s["unindexed_points"].as_u64())
+                    .sum(),
+            ))
+        })
+    }
 }
 
 // ---------------------------------------------------------------- gateway gRPC
@@ -238,6 +260,26 @@ impl GatewayGrpc {
 impl Target for GatewayGrpc {
     fn name(&self) -> String {
         format!("gateway gRPC {}", self.url)
+    }
+
+    fn unindexed(&self) -> Reply<'_, Option<u64>> {
+        Box::pin(async move {
+            let reply = self
+                .client
+                .clone()
+                .get_collection(api::GetCollectionRequest {
+                    name: self.spec.name.clone(),
+                })
+                .await
+                .map_err(|e| failed("grpc", "collection status")(e.message().to_string()))?;
+            Ok(Some(
+                reply
+                    .into_inner()
+                    .collection
+                    .map(|c| c.shard_status.iter().map(|s| s.unindexed_points).sum())
+                    .unwrap_or(0),
+            ))
+        })
     }
 
     fn create(&self) -> Reply<'_, ()> {
@@ -455,6 +497,23 @@ impl Target for Worker {
         format!("worker gRPC (PD {})", self.pd_addr)
     }
 
+    fn unindexed(&self) -> Reply<'_, Option<u64>> {
+        Box::pin(async move {
+            let request = pd::GetCollectionStatusRequest {
+                name: self.spec.name.clone(),
+            };
+            let status = self
+                .pd
+                .call(|mut c| {
+                    let request = request.clone();
+                    async move { c.get_collection_status(request).await }
+                })
+                .await
+                .map_err(|e| failed("worker", "collection status")(e.to_string()))?;
+            Ok(Some(status.shards.iter().map(|s| s.unindexed_points).sum()))
+        })
+    }
+
     fn create(&self) -> Reply<'_, ()> {
         Box::pin(async move {
             let _ = self.delete_via_pd().await;
@@ -589,6 +648,18 @@ impl RawHnsw {
             .clone()
             .ok_or_else(|| failed("hnsw_rs", "use")("create it first".into()))
     }
+
+    /// The vector as given to hnsw_rs. For cosine, unit length shrunk by a
+    /// ten-thousandth: `DistDot` asserts `1 − a·b ≥ 0`, which rounding breaks for
+    /// near-duplicate unit vectors (and panics the insert); the shrink keeps
+    /// the order of every distance.
+    fn raw_vector(&self, v: &[f32]) -> Vec<f32> {
+        let mut prepared = self.spec.metric.prepare(v);
+        if self.spec.metric == Metric::Cosine {
+            prepared.iter_mut().for_each(|x| *x *= 1.0 - 1e-4);
+        }
+        prepared
+    }
 }
 
 impl Target for RawHnsw {
@@ -615,7 +686,7 @@ impl Target for RawHnsw {
             let graph = self.graph()?;
             let prepared: Vec<(Vec<f32>, usize)> = points
                 .iter()
-                .map(|(id, v)| (self.spec.metric.prepare(v), *id as usize))
+                .map(|(id, v)| (self.raw_vector(v), *id as usize))
                 .collect();
             let count = points.len() as u64;
             tokio::task::spawn_blocking(move || {
@@ -642,7 +713,7 @@ impl Target for RawHnsw {
     fn search<'a>(&'a self, query: &'a [f32], k: usize, ef: usize) -> Reply<'a, Vec<u64>> {
         Box::pin(async move {
             let graph = self.graph()?;
-            let query = self.spec.metric.prepare(query);
+            let query = self.raw_vector(query);
             let hits = match graph.as_ref() {
                 RawGraph::Dot(h) => h.search(&query, k, ef),
                 RawGraph::L2(h) => h.search(&query, k, ef),
@@ -698,8 +769,7 @@ impl Target for InProcessIndex {
             ef_construction: self.spec.ef_construction,
         };
         let index = vectron_worker::index::ShardIndex::new(self.spec.metric, params);
-        *self.index.write().unwrap_or_else(|p| p.into_inner()) =
-            Some(Arc::new(RwLock::new(index)));
+        *self.index.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(RwLock::new(index)));
         Box::pin(async { Ok(()) })
     }
 

@@ -268,7 +268,9 @@ async fn dev_serves_every_rest_row_and_keeps_data_across_kill9() {
     for (answer, body) in batch.iter().zip(&bodies) {
         let single = c.search("docs", body).await.expect("single search");
         let ids = |hits: &[vectron_client::ScoredPoint]| {
-            hits.iter().map(|h| (h.id.clone(), h.score)).collect::<Vec<_>>()
+            hits.iter()
+                .map(|h| (h.id.clone(), h.score))
+                .collect::<Vec<_>>()
         };
         assert_eq!(ids(answer), ids(&single), "{body}");
     }
@@ -826,12 +828,18 @@ async fn upserts_acknowledged_before_a_kill9_during_ingest_survive_it() {
         assert_eq!(found.len(), chunk.len(), "acknowledged points lost");
         for p in &found {
             let payload = p.payload.as_ref().expect("payload kept");
-            assert_eq!(vectron_client::PointId::Num(payload["i"].as_u64().expect("i")), p.id);
+            assert_eq!(
+                vectron_client::PointId::Num(payload["i"].as_u64().expect("i")),
+                p.id
+            );
         }
     }
     for &i in acknowledged.iter().step_by(97) {
         let hits = c
-            .search("ingest", &json!({"vector": point(i).vector.expect("vector"), "top_k": 1}))
+            .search(
+                "ingest",
+                &json!({"vector": point(i).vector.expect("vector"), "top_k": 1}),
+            )
             .await
             .expect("search");
         assert_eq!(hits[0].id, i.into(), "point {i} finds itself");

@@ -211,13 +211,11 @@ impl Segment {
         self.sealed
     }
 
-    /// Stops inserts into this segment (and copies its whole graph for
-    /// searching, if the copy lags).
+    /// Stops inserts into this segment. Its searchable copy is refreshed by
+    /// upkeep, not here: sealing happens under the index's write lock, and a
+    /// copy of a large graph would hold up every search.
     pub fn seal(&mut self) {
         self.sealed = true;
-        if self.freeze_plan().is_some() {
-            self.freeze();
-        }
     }
 
     /// Points stored but not yet in the graph (scanned exactly until a

@@ -463,7 +463,11 @@ fn appended_points_are_searchable_at_once_and_built_later_without_changing_answe
     // Found before any build: the exact scan covers them.
     for key in (1_000..3_000).step_by(41) {
         let hits = index.search(&vectors[key], 1, DEFAULT_EF, None);
-        assert_eq!(hits, vec![(key as u64, 0.0)], "point {key} before the build");
+        assert_eq!(
+            hits,
+            vec![(key as u64, 0.0)],
+            "point {key} before the build"
+        );
     }
     // Building in chunks: each plan continues where the last stopped; a
     // stale range is refused.
@@ -484,7 +488,11 @@ fn appended_points_are_searchable_at_once_and_built_later_without_changing_answe
     assert_eq!(index.unbuilt(), 0);
     assert!(index.build_plan(10).is_none());
     index.freeze_all();
-    assert_eq!(index.segments()[0].unfrozen(), 0, "the copy covers the graph");
+    assert_eq!(
+        index.segments()[0].unfrozen(),
+        0,
+        "the copy covers the graph"
+    );
     for key in (1_000..3_000).step_by(41) {
         let hits = index.search(&vectors[key], 1, DEFAULT_EF, None);
         assert_eq!(hits, vec![(key as u64, 0.0)], "point {key} after the build");
@@ -507,9 +515,19 @@ fn a_copy_never_covers_points_not_yet_built() {
     // A direct insert behind a pending build only stores the point, so the
     // graph keeps offset order.
     let late = segment.insert(9_999, vectors[0].clone());
-    assert_eq!((segment.built(), segment.unbuilt(), late), (1_000, 201, 1_200));
+    assert_eq!(
+        (segment.built(), segment.unbuilt(), late),
+        (1_000, 201, 1_200)
+    );
     let plan = segment.freeze_plan().expect("the built prefix");
     assert!(segment.install_frozen(plan.copy()));
-    assert_eq!(segment.unfrozen(), 201, "unbuilt points stay in the exact scan");
-    assert!(segment.freeze_plan().is_none(), "nothing more is built to copy");
+    assert_eq!(
+        segment.unfrozen(),
+        201,
+        "unbuilt points stay in the exact scan"
+    );
+    assert!(
+        segment.freeze_plan().is_none(),
+        "nothing more is built to copy"
+    );
 }

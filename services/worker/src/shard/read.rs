@@ -144,9 +144,7 @@ pub fn search_points(
         let index = index.read().unwrap_or_else(|p| p.into_inner());
         let view = (reads_rows || query.filter.is_some()).then(|| store.view());
         let accept = |row: u64| match (query.filter, &view) {
-            (Some(f), Some(view)) => {
-                payload_matches(f, &view.payload(row).unwrap_or_default())
-            }
+            (Some(f), Some(view)) => payload_matches(f, &view.payload(row).unwrap_or_default()),
             _ => true,
         };
         let accept: Option<&dyn Fn(u64) -> bool> = if query.filter.is_some() {

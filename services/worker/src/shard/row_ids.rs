@@ -66,7 +66,10 @@ mod tests {
     #[test]
     fn answers_the_id_of_each_row_held_and_none_for_others() {
         let ids = RowIds::from_rows([(10, id(1)), (11, id(2))]);
-        assert_eq!(ids.ids_of([11, 12, 10]), vec![Some(id(2)), None, Some(id(1))]);
+        assert_eq!(
+            ids.ids_of([11, 12, 10]),
+            vec![Some(id(2)), None, Some(id(1))]
+        );
         ids.write().remove(&10);
         ids.write().insert(12, id(3));
         assert_eq!(ids.ids_of([10, 12]), vec![None, Some(id(3))]);

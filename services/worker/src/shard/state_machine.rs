@@ -31,7 +31,7 @@ use crate::distance::Metric;
 use crate::filter::PayloadFilter;
 use crate::index::disk::IndexDir;
 use crate::index::{HnswParams, ShardIndex};
-use crate::maintenance::{self, BUILD_CHUNK, MAX_UNBUILT};
+use crate::maintenance::{self, BUILD_CHUNK, HARD_MAX_UNBUILT, MAX_UNBUILT};
 use crate::storage::{ShardStore, StoredPoint};
 
 const META_APPLIED: &str = "applied";
@@ -529,9 +529,13 @@ impl RaftStateMachine<ShardTypeConfig> for ShardStateMachine {
             blocking(|| -> Result<(), StorageError<u64>> {
                 // Searches scan unbuilt points exactly: past a bound, build
                 // them before storing more (no index lock held meanwhile).
-                let unbuilt = self.index.read().unwrap_or_else(|p| p.into_inner()).unbuilt();
-                if unbuilt >= MAX_UNBUILT {
-                    maintenance::build_pending(&self.index, BUILD_CHUNK, MAX_UNBUILT / 2);
+                let unbuilt = self
+                    .index
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .unbuilt();
+                if unbuilt >= HARD_MAX_UNBUILT {
+                    maintenance::build_pending(&self.index, BUILD_CHUNK, MAX_UNBUILT);
                 }
                 // Rows and index change under one write lock: searches hold
                 // the read lock while they read rows (see `read`).

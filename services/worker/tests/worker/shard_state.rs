@@ -471,8 +471,7 @@ async fn reads_see_every_point_while_it_is_being_updated() {
                     with_payload,
                     with_vector: false,
                 };
-                let hits =
-                    read::search_points(&index, &row_ids, &store, &query).expect("search");
+                let hits = read::search_points(&index, &row_ids, &store, &query).expect("search");
                 let found = hits.first().and_then(|(p, _)| p.point.id.clone());
                 if hits.len() != 1 || found != Some(wire_id(id)) {
                     problems.push(format!(
