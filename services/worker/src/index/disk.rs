@@ -90,10 +90,10 @@ struct Manifest {
     segments: Vec<String>,
 }
 
-/// What a dump needs from a segment, taken while the index is locked. The
-/// graph is shared: for a sealed segment it no longer changes, so the dump
-/// itself can run unlocked; an appendable segment must stay locked against
-/// inserts until the dump is written.
+/// What a dump needs from a segment, taken while the index is locked: its
+/// built points' keys and the shared graph. The graph changes only under
+/// the index's build gate, so whoever dumps holds the gate until the dump
+/// is written and needs no index lock meanwhile.
 pub struct SegmentImage {
     meta: SegmentMeta,
     graph: Arc<Graph>,
