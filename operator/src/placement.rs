@@ -15,6 +15,8 @@ use vectron_proto::error_detail;
 use vectron_proto::pd::v1 as pb;
 use vectron_proto::pd::v1::placement_driver_client::PlacementDriverClient;
 
+use crate::scale::{RegisteredState, RegisteredWorker};
+
 /// Why a PD call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlacementError {
@@ -69,6 +71,12 @@ pub struct NewCollection {
 pub trait Placement: Send + Sync {
     /// Starts draining worker `name` (idempotent).
     fn drain_worker(&self, name: &str) -> impl Future<Output = Result<(), PlacementError>> + Send;
+    /// Cancels a drain of worker `name` (idempotent; unknown names are fine).
+    fn undrain_worker(&self, name: &str)
+    -> impl Future<Output = Result<(), PlacementError>> + Send;
+    /// Every worker PD knows.
+    fn workers(&self)
+    -> impl Future<Output = Result<Vec<RegisteredWorker>, PlacementError>> + Send;
     /// Worker `name`, or `None` when PD does not know it.
     fn worker(
         &self,
@@ -252,6 +260,39 @@ impl Placement for GrpcPlacement {
             .await
             .map(|_| ());
         ok_if(Code::NotFound, result)
+    }
+
+    async fn undrain_worker(&self, name: &str) -> Result<(), PlacementError> {
+        let request = pb::UndrainWorkerRequest { name: name.into() };
+        let result = self
+            .call(|mut c| {
+                let request = request.clone();
+                async move { c.undrain_worker(request).await }
+            })
+            .await
+            .map(|_| ());
+        ok_if(Code::NotFound, result)
+    }
+
+    async fn workers(&self) -> Result<Vec<RegisteredWorker>, PlacementError> {
+        let reply = self
+            .call(|mut c| async move { c.list_workers(pb::ListWorkersRequest {}).await })
+            .await
+            .map_err(failure)?;
+        Ok(reply
+            .workers
+            .into_iter()
+            .map(|w| RegisteredWorker {
+                state: match w.state() {
+                    pb::WorkerState::Draining => RegisteredState::Draining,
+                    pb::WorkerState::Down => RegisteredState::Down,
+                    pb::WorkerState::Removed => RegisteredState::Removed,
+                    pb::WorkerState::Up | pb::WorkerState::Unspecified => RegisteredState::Up,
+                },
+                replicas: w.replicas,
+                name: w.name,
+            })
+            .collect())
     }
 
     async fn worker(&self, name: &str) -> Result<Option<WorkerInfo>, PlacementError> {

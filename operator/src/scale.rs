@@ -1,7 +1,9 @@
 //! Scaling decisions, pure: which worker pods leave when the worker count
 //! goes down (the highest ordinals, as a StatefulSet removes them), whether
-//! they are drained so the StatefulSet may shrink, and which PD members
-//! leave when PD shrinks. The reconcile carries them out.
+//! they are drained so the StatefulSet may shrink, which PD members leave
+//! when PD shrinks, and what PD's own worker list still asks for — a drain to
+//! cancel after a scale back up, a removal to retry after a shrink. The
+//! reconcile carries them out.
 
 use crate::labels::{self, Component};
 
@@ -74,6 +76,80 @@ pub fn worker_scale(
     }
 }
 
+/// A worker's state as PD lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegisteredState {
+    /// Serving and taking replicas.
+    Up,
+    /// Having its replicas moved away.
+    Draining,
+    /// Missing heartbeats.
+    Down,
+    /// Forgotten.
+    Removed,
+}
+
+/// A worker in PD's list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredWorker {
+    /// Its name (the pod name).
+    pub name: String,
+    /// Its state.
+    pub state: RegisteredState,
+    /// Replicas it holds.
+    pub replicas: u32,
+}
+
+/// What PD's worker list asks of the operator beyond the StatefulSet count.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerCleanup {
+    /// Workers that stay (ordinal below the desired count) but are still
+    /// Draining from a scale-down that was reversed: cancel their drain.
+    pub undrain: Vec<String>,
+    /// Workers whose pods are gone (ordinal at or past both the current and
+    /// the desired count) that PD still lists, drained or Down: a removal
+    /// that failed after the shrink, to retry.
+    pub remove: Vec<String>,
+}
+
+/// The ordinal of `name` when it is one of `cluster`'s worker pods.
+fn worker_ordinal(cluster: &str, name: &str) -> Option<i32> {
+    let prefix = format!("{}-", labels::object_name(cluster, Component::Worker));
+    name.strip_prefix(&prefix)?
+        .parse()
+        .ok()
+        .filter(|n: &i32| *n >= 0)
+}
+
+/// Reconciles PD's worker list with the worker count: `current` is the
+/// StatefulSet's count (`None` before it exists: nothing to clean up),
+/// `desired` the spec's.
+pub fn worker_cleanup(
+    cluster: &str,
+    current: Option<i32>,
+    desired: i32,
+    registered: &[RegisteredWorker],
+) -> WorkerCleanup {
+    let Some(current) = current else {
+        return WorkerCleanup::default();
+    };
+    let mut cleanup = WorkerCleanup::default();
+    for worker in registered {
+        let Some(ordinal) = worker_ordinal(cluster, &worker.name) else {
+            continue;
+        };
+        if ordinal < desired && worker.state == RegisteredState::Draining {
+            cleanup.undrain.push(worker.name.clone());
+        }
+        let pod_gone = ordinal >= current && ordinal >= desired;
+        let removable = worker.replicas == 0 || worker.state == RegisteredState::Down;
+        if pod_gone && worker.state != RegisteredState::Removed && removable {
+            cleanup.remove.push(worker.name.clone());
+        }
+    }
+    cleanup
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +188,70 @@ mod tests {
         );
         assert_eq!(worker_scale("vec", Some(3), 5, held), WorkerScale::Desired);
         assert_eq!(worker_scale("vec", None, 3, held), WorkerScale::Desired);
+    }
+
+    fn registered(name: &str, state: RegisteredState, replicas: u32) -> RegisteredWorker {
+        RegisteredWorker {
+            name: name.into(),
+            state,
+            replicas,
+        }
+    }
+
+    #[test]
+    fn a_reversed_scale_down_cancels_the_drains_it_started() {
+        use RegisteredState::*;
+        let pd = [
+            registered("vec-worker-0", Up, 3),
+            registered("vec-worker-3", Draining, 1),
+            registered("vec-worker-4", Draining, 0),
+            registered("other-worker-1", Draining, 0),
+        ];
+        // Back to five while the StatefulSet still has five: both stay.
+        assert_eq!(
+            worker_cleanup("vec", Some(5), 5, &pd),
+            WorkerCleanup {
+                undrain: vec!["vec-worker-3".into(), "vec-worker-4".into()],
+                remove: vec![],
+            }
+        );
+        // Still scaling down to three: the drains go on.
+        assert_eq!(
+            worker_cleanup("vec", Some(5), 3, &pd),
+            WorkerCleanup::default()
+        );
+    }
+
+    #[test]
+    fn a_removal_that_failed_after_the_shrink_is_retried() {
+        use RegisteredState::*;
+        let pd = [
+            registered("vec-worker-2", Up, 3),
+            registered("vec-worker-3", Draining, 0),
+            registered("vec-worker-4", Down, 2),
+            registered("vec-worker-5", Removed, 0),
+            registered("vec-worker-6", Up, 1),
+        ];
+        assert_eq!(
+            worker_cleanup("vec", Some(3), 3, &pd),
+            WorkerCleanup {
+                undrain: vec![],
+                // Worker 6 still holds replicas and is Up: PD would refuse.
+                remove: vec!["vec-worker-3".into(), "vec-worker-4".into()],
+            }
+        );
+        // Scaling up to five: pods 3 and 4 come back, so they are kept and
+        // their drain cancelled.
+        assert_eq!(
+            worker_cleanup("vec", Some(3), 5, &pd),
+            WorkerCleanup {
+                undrain: vec!["vec-worker-3".into()],
+                remove: vec![],
+            }
+        );
+        assert_eq!(
+            worker_cleanup("vec", None, 3, &pd),
+            WorkerCleanup::default()
+        );
     }
 }

@@ -1,8 +1,10 @@
 //! Reconciling one VectronCluster: validate → gather the facts to keep →
 //! decide scaling (PD members leave through PD's member API first; leaving
 //! workers are drained through PD and the StatefulSet shrinks only once PD
-//! reports them empty) → build → apply → remove drained workers from PD →
-//! status. An invalid spec changes nothing but the status.
+//! reports them empty; PD's worker list says which drains a reversed
+//! scale-down left to cancel and which removals to retry) → build → apply →
+//! remove drained workers from PD → status. An invalid spec changes nothing
+//! but the status.
 
 use std::time::Duration;
 
@@ -205,9 +207,31 @@ pub async fn reconcile<P: Placement>(
         }
     }
 
+    // PD's own worker list, not the StatefulSet alone, says what is left
+    // to do: drains a reversed scale-down started (cancelled here, before
+    // anything else) and removals that failed after a shrink (retried once
+    // the desired objects are applied).
+    let current_workers = replicas(worker_set.as_ref());
+    let cleanup = match placement.workers().await {
+        Ok(registered) => {
+            scale::worker_cleanup(&name, current_workers, spec.workers.replicas, &registered)
+        }
+        Err(e) => {
+            pd_failures.push(format!("listing workers: {e}"));
+            scale::WorkerCleanup::default()
+        }
+    };
+    for worker in &cleanup.undrain {
+        match placement.undrain_worker(worker).await {
+            Ok(()) => {
+                tracing::info!(cluster = %name, worker, "scale-down reversed: drain cancelled");
+            }
+            Err(e) => pd_failures.push(format!("cancelling the drain of {worker}: {e}")),
+        }
+    }
+
     // Workers shrink only once PD has moved every replica off them; while
     // PD cannot say, they stay.
-    let current_workers = replicas(worker_set.as_ref());
     let leaving = current_workers
         .map(|current| scale::leaving_workers(&name, current, spec.workers.replicas))
         .unwrap_or_default();
@@ -248,12 +272,14 @@ pub async fn reconcile<P: Placement>(
         .apply_desired(&desired)
         .await?;
 
-    if let WorkerScale::Shrink { leaving } = &decision {
-        for worker in leaving {
-            match placement.remove_worker(worker).await {
-                Ok(()) => tracing::info!(cluster = %name, worker, "drained worker removed from PD"),
-                Err(e) => pd_failures.push(format!("removing drained {worker}: {e}")),
-            }
+    let shrunk = match &decision {
+        WorkerScale::Shrink { leaving } => leaving.as_slice(),
+        _ => &[],
+    };
+    for worker in shrunk.iter().chain(&cleanup.remove) {
+        match placement.remove_worker(worker).await {
+            Ok(()) => tracing::info!(cluster = %name, worker, "drained worker removed from PD"),
+            Err(e) => pd_failures.push(format!("removing drained {worker}: {e}")),
         }
     }
     if !pd_failures.is_empty() {

@@ -18,6 +18,7 @@ use vectron_operator::placement::{
     CollectionInfo, NewCollection, Placement, PlacementError, WorkerInfo,
 };
 use vectron_operator::reconcile::{Context, cluster, collection};
+use vectron_operator::scale::{RegisteredState, RegisteredWorker};
 
 use crate::fixtures;
 
@@ -25,6 +26,10 @@ use crate::fixtures;
 #[derive(Default)]
 struct PdState {
     workers: BTreeMap<String, u32>,
+    /// Workers asked to drain and not undrained since.
+    draining: std::collections::BTreeSet<String>,
+    /// Removals are refused (as PD does while it cannot commit).
+    refuse_removal: bool,
     collections: BTreeMap<String, CollectionInfo>,
     calls: Vec<String>,
     /// Every worker and member call fails as if PD were unreachable.
@@ -52,8 +57,34 @@ impl FakePd {
 impl Placement for FakePd {
     async fn drain_worker(&self, name: &str) -> Result<(), PlacementError> {
         self.reachable()?;
-        self.state().calls.push(format!("drain {name}"));
+        let mut state = self.state();
+        state.calls.push(format!("drain {name}"));
+        state.draining.insert(name.into());
         Ok(())
+    }
+    async fn undrain_worker(&self, name: &str) -> Result<(), PlacementError> {
+        self.reachable()?;
+        let mut state = self.state();
+        state.calls.push(format!("undrain {name}"));
+        state.draining.remove(name);
+        Ok(())
+    }
+    async fn workers(&self) -> Result<Vec<RegisteredWorker>, PlacementError> {
+        self.reachable()?;
+        let state = self.state();
+        Ok(state
+            .workers
+            .iter()
+            .map(|(name, replicas)| RegisteredWorker {
+                name: name.clone(),
+                state: if state.draining.contains(name) {
+                    RegisteredState::Draining
+                } else {
+                    RegisteredState::Up
+                },
+                replicas: *replicas,
+            })
+            .collect())
     }
     async fn worker(&self, name: &str) -> Result<Option<WorkerInfo>, PlacementError> {
         self.reachable()?;
@@ -66,7 +97,11 @@ impl Placement for FakePd {
         self.reachable()?;
         let mut state = self.state();
         state.calls.push(format!("remove {name}"));
+        if state.refuse_removal {
+            return Err(PlacementError::Unreachable("no leader".into()));
+        }
         state.workers.remove(name);
+        state.draining.remove(name);
         Ok(())
     }
     async fn remove_member(&self, node_id: u64) -> Result<(), PlacementError> {
@@ -316,6 +351,84 @@ async fn scaling_workers_down_waits_for_pd_to_drain_them() {
         status.workers.map(|w| w.draining),
         Some(vec![]),
         "a finished drain leaves the status"
+    );
+}
+
+/// Defect: the scale-down state came from the StatefulSet's count alone, so
+/// scaling back up mid-drain left the workers Draining in PD forever, and a
+/// removal that failed after the shrink was never retried.
+#[tokio::test]
+async fn a_reversed_scale_down_cancels_its_drains_and_failed_removals_are_retried() {
+    let client = client_with(vec![fixture_json("minimal.yaml")]).await;
+    let pd = FakePd::default();
+    let ctx = context(client.clone(), &pd);
+    set_workers(&client, 5).await;
+    cluster::reconcile(&get_cluster(&client, "search", "vec").await, &ctx)
+        .await
+        .expect("at five");
+    for worker in 0..5 {
+        let held = if worker == 4 { 2 } else { 1 };
+        pd.state()
+            .workers
+            .insert(format!("vec-worker-{worker}"), held);
+    }
+    set_workers(&client, 3).await;
+    cluster::reconcile(&get_cluster(&client, "search", "vec").await, &ctx)
+        .await
+        .expect("drain round");
+    assert_eq!(pd.state().draining.len(), 2, "workers 3 and 4 draining");
+
+    // Back up to five mid-drain: the drains are cancelled, nothing shrinks.
+    set_workers(&client, 5).await;
+    cluster::reconcile(&get_cluster(&client, "search", "vec").await, &ctx)
+        .await
+        .expect("reversed");
+    let calls = pd.calls();
+    for worker in ["vec-worker-3", "vec-worker-4"] {
+        assert!(calls.contains(&format!("undrain {worker}")), "{calls:?}");
+    }
+    assert!(pd.state().draining.is_empty(), "no worker left Draining");
+    let workers = stateful_set(&client, "search", "vec-worker")
+        .await
+        .expect("workers");
+    assert_eq!(replicas(&workers), 5);
+    let status = get_cluster(&client, "search", "vec")
+        .await
+        .status
+        .expect("status");
+    assert_eq!(status.workers.map(|w| w.draining), Some(vec![]));
+
+    // Down to three again, drained, but PD refuses the removal after the
+    // shrink: the StatefulSet shrinks and the removal is retried later.
+    set_workers(&client, 3).await;
+    {
+        let mut state = pd.state();
+        state.workers.insert("vec-worker-3".into(), 0);
+        state.workers.insert("vec-worker-4".into(), 0);
+        state.refuse_removal = true;
+    }
+    cluster::reconcile(&get_cluster(&client, "search", "vec").await, &ctx)
+        .await
+        .expect("shrink round");
+    let workers = stateful_set(&client, "search", "vec-worker")
+        .await
+        .expect("workers");
+    assert_eq!(replicas(&workers), 3);
+    assert!(pd.state().workers.contains_key("vec-worker-4"));
+    pd.state().refuse_removal = false;
+    pd.state().calls.clear();
+    cluster::reconcile(&get_cluster(&client, "search", "vec").await, &ctx)
+        .await
+        .expect("retry round");
+    let calls = pd.calls();
+    for worker in ["vec-worker-3", "vec-worker-4"] {
+        assert!(calls.contains(&format!("remove {worker}")), "{calls:?}");
+    }
+    let state = pd.state();
+    assert_eq!(
+        state.workers.keys().cloned().collect::<Vec<_>>(),
+        ["vec-worker-0", "vec-worker-1", "vec-worker-2"],
+        "PD forgot the removed workers"
     );
 }
 

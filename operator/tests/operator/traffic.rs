@@ -14,6 +14,7 @@ use vectron_operator::placement::{
     CollectionInfo, NewCollection, Placement, PlacementError, WorkerInfo,
 };
 use vectron_operator::reconcile::{Context, collection};
+use vectron_operator::scale::RegisteredWorker;
 
 /// A PD that holds one ready collection and records drops.
 #[derive(Clone, Default)]
@@ -22,6 +23,12 @@ struct ReadyPd(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
 impl Placement for ReadyPd {
     async fn drain_worker(&self, _: &str) -> Result<(), PlacementError> {
         Ok(())
+    }
+    async fn undrain_worker(&self, _: &str) -> Result<(), PlacementError> {
+        Ok(())
+    }
+    async fn workers(&self) -> Result<Vec<RegisteredWorker>, PlacementError> {
+        Ok(Vec::new())
     }
     async fn worker(&self, _: &str) -> Result<Option<WorkerInfo>, PlacementError> {
         Ok(None)

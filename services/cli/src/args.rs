@@ -622,4 +622,9 @@ pub struct BenchArgs {
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Give every point the payload `{"tag": id % 100}` and, after the
+    /// unfiltered sweep, search with filters matching 1%, 10% and 50% of the
+    /// points (recall against exact filtered search). Network targets only.
+    #[arg(long)]
+    pub filtered: bool,
 }

@@ -219,7 +219,17 @@ impl From<ApiError> for Status {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.kind.http_status(), axum::Json(self.body())).into_response()
+        let mut response = (self.kind.http_status(), axum::Json(self.body())).into_response();
+        if self.kind == ErrorKind::PayloadTooLarge {
+            // The rest of the body was never read, so the connection cannot
+            // carry another request: say so, or a client's pool reuses it
+            // and its next request fails in transport.
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }
 

@@ -37,6 +37,9 @@ impl PdState {
             PdCommand::DrainWorker { name } => {
                 self.drain_worker(&name).map(PdResponse::WorkerState)
             }
+            PdCommand::UndrainWorker { name } => {
+                self.undrain_worker(&name).map(PdResponse::WorkerState)
+            }
             PdCommand::RemoveWorker { name } => {
                 self.remove_worker(&name).map(|()| PdResponse::Done)
             }
@@ -218,6 +221,18 @@ impl PdState {
         worker.drain_requested = true;
         if worker.state == WorkerState::Up {
             worker.state = WorkerState::Draining;
+        }
+        Ok(worker.state)
+    }
+
+    fn undrain_worker(&mut self, name: &str) -> Result<WorkerState> {
+        let id = self.worker_id_by_name(name)?;
+        let worker = self.workers.get_mut(&id).expect("looked up above");
+        worker.drain_requested = false;
+        if worker.state == WorkerState::Draining {
+            worker.state = WorkerState::Up;
+            // It may take replicas again.
+            self.placement_version += 1;
         }
         Ok(worker.state)
     }

@@ -43,6 +43,11 @@ pub enum PdCommand {
         /// Worker name.
         name: String,
     },
+    /// Cancel a drain: the worker may receive replicas again.
+    UndrainWorker {
+        /// Worker name.
+        name: String,
+    },
     /// Forget a drained or Down worker.
     RemoveWorker {
         /// Worker name.

@@ -409,6 +409,26 @@ impl PlacementDriver for PdService {
         )
     }
 
+    async fn undrain_worker(
+        &self,
+        request: Request<pb::UndrainWorkerRequest>,
+    ) -> RpcResult<pb::UndrainWorkerResponse> {
+        let req = request.into_inner();
+        reply(
+            async {
+                self.core
+                    .write(PdCommand::UndrainWorker {
+                        name: req.name.clone(),
+                    })
+                    .await?;
+                Ok(pb::UndrainWorkerResponse {
+                    worker: Some(self.core.worker_message(&req.name)?),
+                })
+            }
+            .await,
+        )
+    }
+
     async fn remove_worker(
         &self,
         request: Request<pb::RemoveWorkerRequest>,

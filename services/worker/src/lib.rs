@@ -2,10 +2,10 @@
 //! storage and an HNSW index, and serves per-shard data operations.
 //!
 //! Layers, each depending only on those before it: `storage` (RocksDB layout)
-//! → `distance` / `exact` / `filter` / `index` (search) → `shard` (Raft
-//! commands and state machine) → `maintenance` (index rebuilds and dumps) →
-//! `replica` (one hosted group) → `service`
-//! (gRPC) → `node` (PD registration, heartbeats, converging on assignments).
+//! → `distance` / `exact` / `filter` / `payload_index` / `index` (search) →
+//! `shard` (Raft commands and state machine) → `maintenance` (index rebuilds
+//! and dumps) → `replica` (one hosted group) → `service` (gRPC) → `node` (PD
+//! registration, heartbeats, converging on assignments).
 
 // openraft's storage traits return its `StorageError`, which is large; our
 // helpers return the same type rather than boxing and unboxing it.
@@ -18,6 +18,7 @@ pub mod index;
 pub mod maintenance;
 pub mod mover;
 pub mod node;
+pub mod payload_index;
 pub mod point_id;
 pub mod replica;
 pub mod service;

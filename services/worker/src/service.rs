@@ -537,8 +537,14 @@ impl Worker for WorkerService {
                 .unwrap_or_else(|p| p.into_inner())
                 .len() as u64,
             Some(filter) => {
-                let store = replica.store.clone();
-                off_runtime(move || read::count_matching(&store, &filter)).await?
+                let indexed = replica.row_ids.read().payloads.select(&filter);
+                match indexed {
+                    Some(selection) => selection.count() as u64,
+                    None => {
+                        let store = replica.store.clone();
+                        off_runtime(move || read::count_matching(&store, &filter)).await?
+                    }
+                }
             }
         };
         Ok(Response::new(pb::CountResponse { count }))

@@ -6,6 +6,7 @@
 //! file I/O; the measurements themselves are in [`measure`].
 
 pub mod dataset;
+pub mod filtered;
 pub mod measure;
 pub mod report;
 pub mod target;
@@ -156,6 +157,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         m: args.m,
         ef_construction: args.ef_construction,
         replication_factor: args.replication_factor,
+        tagged: args.filtered,
     };
     let targets = targets(&args, &spec, dataset.base.len()).await?;
     eprintln!(
@@ -166,6 +168,15 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         args.m,
         args.ef_construction
     );
+    let filtered_sets = if args.filtered {
+        eprintln!("bench: computing exact neighbours under each filter");
+        filtered::filtered_datasets(&dataset, &filtered::SWEEP, args.k)
+            .into_iter()
+            .map(Arc::new)
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut report = Report::new(&dataset.label, args.k, args.m, args.ef_construction);
     for target in targets {
         let name = target.name();
@@ -183,6 +194,34 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
                     figures.recall, figures.qps, figures.p50_ms
                 );
                 report.search(&name, ef, threads, figures);
+            }
+        }
+        if target.filters() {
+            for (filter, filtered_set) in filtered::SWEEP.iter().zip(&filtered_sets) {
+                let filtered: Arc<dyn Target> =
+                    Arc::new(filtered::FilteredTarget::new(target.clone(), *filter));
+                let filtered_name = filtered.name();
+                for &ef in &args.ef {
+                    for &threads in &args.threads {
+                        let figures = measure::search(
+                            filtered.clone(),
+                            filtered_set.clone(),
+                            args.k,
+                            ef,
+                            threads,
+                            &args,
+                        )
+                        .await?;
+                        eprintln!(
+                            "  filter {:>2}%, ef {ef:>4}, {threads} thread(s): recall {:.3}, {:.0} QPS, p50 {:.2} ms",
+                            filter.percent(),
+                            figures.recall,
+                            figures.qps,
+                            figures.p50_ms
+                        );
+                        report.search(&filtered_name, ef, threads, figures);
+                    }
+                }
             }
         }
         if !args.keep {

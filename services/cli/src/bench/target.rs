@@ -21,6 +21,8 @@ use vectron_proto::worker::v1 as wk;
 use vectron_proto::worker::v1::worker_client::WorkerClient;
 use vectron_worker::distance::Metric;
 
+use super::filtered::{TagFilter, tag_payload};
+
 /// A failed benchmark step.
 #[derive(Debug, Error)]
 #[error("{target}: {what}: {reason}")]
@@ -51,6 +53,9 @@ pub struct CollectionSpec {
     pub ef_construction: usize,
     /// Replication factor (network targets).
     pub replication_factor: u32,
+    /// Whether points carry the payload of [`tag_payload`] (network
+    /// targets), for filtered searches.
+    pub tagged: bool,
 }
 
 /// One system under test.
@@ -71,6 +76,25 @@ pub trait Target: Send + Sync {
     /// meanwhile); `None` when the target builds as it stores.
     fn unindexed(&self) -> Reply<'_, Option<u64>> {
         Box::pin(async { Ok(None) })
+    }
+    /// As [`Target::search`], among the points `filter` keeps (their
+    /// payloads set by a load with [`CollectionSpec::tagged`]).
+    fn search_filtered<'a>(
+        &'a self,
+        _query: &'a [f32],
+        _k: usize,
+        _ef: usize,
+        _filter: TagFilter,
+    ) -> Reply<'a, Vec<u64>> {
+        Box::pin(async move {
+            Err(failed(&self.name(), "filtered search")(
+                "not supported".into(),
+            ))
+        })
+    }
+    /// Whether [`Target::search_filtered`] is supported.
+    fn filters(&self) -> bool {
+        false
     }
 }
 
@@ -102,6 +126,25 @@ fn wire_id(id: u64) -> Option<common::PointId> {
     Some(common::PointId {
         kind: Some(common::point_id::Kind::Num(id)),
     })
+}
+
+/// [`tag_payload`] as the gRPC API's struct.
+fn tag_struct(id: u64) -> prost_types::Struct {
+    let fields = tag_payload(id)
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(key, value)| {
+            let number = value.as_f64()?;
+            Some((
+                key.clone(),
+                prost_types::Value {
+                    kind: Some(prost_types::value::Kind::NumberValue(number)),
+                },
+            ))
+        })
+        .collect();
+    prost_types::Struct { fields }
 }
 
 fn id_of(id: Option<&common::PointId>) -> Option<u64> {
@@ -168,7 +211,14 @@ impl Target for Rest {
         Box::pin(async move {
             let points: Vec<vectron_client::Point> = points
                 .iter()
-                .map(|(id, v)| vectron_client::Point::new(*id, v.clone()))
+                .map(|(id, v)| {
+                    let point = vectron_client::Point::new(*id, v.clone());
+                    if self.spec.tagged {
+                        point.with_payload(tag_payload(*id))
+                    } else {
+                        point
+                    }
+                })
                 .collect();
             self.client
                 .upsert(&self.spec.name, &points)
@@ -188,21 +238,23 @@ impl Target for Rest {
     }
 
     fn search<'a>(&'a self, query: &'a [f32], k: usize, ef: usize) -> Reply<'a, Vec<u64>> {
-        Box::pin(async move {
-            let body = serde_json::json!({"vector": query, "top_k": k, "ef": ef});
-            let hits = self
-                .client
-                .search(&self.spec.name, &body)
-                .await
-                .map_err(|e| failed("rest", "search")(e.to_string()))?;
-            Ok(hits
-                .iter()
-                .filter_map(|h| match &h.id {
-                    vectron_client::PointId::Num(n) => Some(*n),
-                    vectron_client::PointId::Str(_) => None,
-                })
-                .collect())
-        })
+        self.search_body(serde_json::json!({"vector": query, "top_k": k, "ef": ef}))
+    }
+
+    fn filters(&self) -> bool {
+        true
+    }
+
+    fn search_filtered<'a>(
+        &'a self,
+        query: &'a [f32],
+        k: usize,
+        ef: usize,
+        filter: TagFilter,
+    ) -> Reply<'a, Vec<u64>> {
+        self.search_body(
+            serde_json::json!({"vector": query, "top_k": k, "ef": ef, "filter": filter.json()}),
+        )
     }
 
     fn drop_collection(&self) -> Reply<'_, ()> {
@@ -228,6 +280,25 @@ impl Target for Rest {
                     .filter_map(|s| s["unindexed_points"].as_u64())
                     .sum(),
             ))
+        })
+    }
+}
+
+impl Rest {
+    fn search_body(&self, body: serde_json::Value) -> Reply<'_, Vec<u64>> {
+        Box::pin(async move {
+            let hits = self
+                .client
+                .search(&self.spec.name, &body)
+                .await
+                .map_err(|e| failed("rest", "search")(e.to_string()))?;
+            Ok(hits
+                .iter()
+                .filter_map(|h| match &h.id {
+                    vectron_client::PointId::Num(n) => Some(*n),
+                    vectron_client::PointId::Str(_) => None,
+                })
+                .collect())
         })
     }
 }
@@ -318,7 +389,7 @@ impl Target for GatewayGrpc {
                     .map(|(id, v)| api::Point {
                         id: wire_id(*id),
                         vector: v.clone(),
-                        payload: None,
+                        payload: self.spec.tagged.then(|| tag_struct(*id)),
                     })
                     .collect(),
             };
@@ -347,6 +418,36 @@ impl Target for GatewayGrpc {
     }
 
     fn search<'a>(&'a self, query: &'a [f32], k: usize, ef: usize) -> Reply<'a, Vec<u64>> {
+        self.search_with(query, k, ef, None)
+    }
+
+    fn filters(&self) -> bool {
+        true
+    }
+
+    fn search_filtered<'a>(
+        &'a self,
+        query: &'a [f32],
+        k: usize,
+        ef: usize,
+        filter: TagFilter,
+    ) -> Reply<'a, Vec<u64>> {
+        self.search_with(query, k, ef, Some(filter.wire()))
+    }
+
+    fn drop_collection(&self) -> Reply<'_, ()> {
+        self.drop_it()
+    }
+}
+
+impl GatewayGrpc {
+    fn search_with<'a>(
+        &'a self,
+        query: &'a [f32],
+        k: usize,
+        ef: usize,
+        filter: Option<common::Filter>,
+    ) -> Reply<'a, Vec<u64>> {
         Box::pin(async move {
             let reply = self
                 .client
@@ -355,7 +456,7 @@ impl Target for GatewayGrpc {
                     collection: self.spec.name.clone(),
                     vector: query.to_vec(),
                     top_k: k as u32,
-                    filter: None,
+                    filter,
                     ef: Some(ef as u32),
                     with_payload: false,
                     with_vector: false,
@@ -372,7 +473,7 @@ impl Target for GatewayGrpc {
         })
     }
 
-    fn drop_collection(&self) -> Reply<'_, ()> {
+    fn drop_it(&self) -> Reply<'_, ()> {
         Box::pin(async move {
             self.client
                 .clone()
@@ -552,7 +653,11 @@ impl Target for Worker {
                     .map(|(id, v)| wk::Point {
                         id: wire_id(*id),
                         vector: v.clone(),
-                        payload_json: Vec::new(),
+                        payload_json: if self.spec.tagged {
+                            tag_payload(*id).to_string().into_bytes()
+                        } else {
+                            Vec::new()
+                        },
                     })
                     .collect(),
                 ..Default::default()
@@ -583,6 +688,36 @@ impl Target for Worker {
     }
 
     fn search<'a>(&'a self, query: &'a [f32], k: usize, ef: usize) -> Reply<'a, Vec<u64>> {
+        self.search_with(query, k, ef, None)
+    }
+
+    fn filters(&self) -> bool {
+        true
+    }
+
+    fn search_filtered<'a>(
+        &'a self,
+        query: &'a [f32],
+        k: usize,
+        ef: usize,
+        filter: TagFilter,
+    ) -> Reply<'a, Vec<u64>> {
+        self.search_with(query, k, ef, Some(filter.wire()))
+    }
+
+    fn drop_collection(&self) -> Reply<'_, ()> {
+        Box::pin(self.delete_via_pd())
+    }
+}
+
+impl Worker {
+    fn search_with<'a>(
+        &'a self,
+        query: &'a [f32],
+        k: usize,
+        ef: usize,
+        filter: Option<common::Filter>,
+    ) -> Reply<'a, Vec<u64>> {
         Box::pin(async move {
             let (client, shard_ref) = self.leader().await?;
             let reply = client
@@ -592,7 +727,7 @@ impl Target for Worker {
                     vector: query.to_vec(),
                     top_k: k as u32,
                     ef: ef as u32,
-                    filter: None,
+                    filter,
                     with_payload: false,
                     with_vector: false,
                     consistency: common::Consistency::Strong.into(),
@@ -606,10 +741,6 @@ impl Target for Worker {
                 .filter_map(|h| id_of(h.id.as_ref()))
                 .collect())
         })
-    }
-
-    fn drop_collection(&self) -> Reply<'_, ()> {
-        Box::pin(self.delete_via_pd())
     }
 }
 

@@ -263,6 +263,60 @@ fn a_drained_worker_coming_back_stays_draining() {
 }
 
 #[test]
+fn an_undrained_worker_takes_replicas_again_and_comes_back_up() {
+    let mut state = three_workers();
+    register(&mut state, "w3", "", 4);
+    let w3 = state.worker_by_name("w3").expect("registered").id;
+    state.apply(PdCommand::DrainWorker { name: "w3".into() }, 5);
+    assert_eq!(
+        state.apply(PdCommand::UndrainWorker { name: "w3".into() }, 6),
+        PdResponse::WorkerState(WorkerState::Up)
+    );
+    // A Down worker whose drain was cancelled comes back Up, not Draining.
+    state.apply(PdCommand::DrainWorker { name: "w3".into() }, 7);
+    state.apply(
+        PdCommand::SetWorkersLiveness {
+            down: vec![w3],
+            up: vec![],
+            now_ms: 9,
+        },
+        8,
+    );
+    assert_eq!(
+        state.apply(PdCommand::UndrainWorker { name: "w3".into() }, 9),
+        PdResponse::WorkerState(WorkerState::Down)
+    );
+    state.apply(
+        PdCommand::SetWorkersLiveness {
+            down: vec![],
+            up: vec![w3],
+            now_ms: 10,
+        },
+        10,
+    );
+    assert_eq!(state.workers[&w3].state, WorkerState::Up);
+    // New shards may land on it again: four workers, rf 3, eight shards.
+    let PdResponse::Collection(record) = create(&mut state, spec("c", 8, 3)) else {
+        panic!("expected a collection");
+    };
+    assert!(
+        record
+            .shard_ids
+            .iter()
+            .any(|id| state.shards[id].replicas.iter().any(|r| r.worker == w3))
+    );
+    assert!(matches!(
+        state.apply(
+            PdCommand::UndrainWorker {
+                name: "nobody".into()
+            },
+            11
+        ),
+        PdResponse::Rejected(PdError::NotFound { .. })
+    ));
+}
+
+#[test]
 fn kv_compare_and_set() {
     let mut state = PdState::default();
     let put = |state: &mut PdState, expected: Option<u64>, index: u64| {

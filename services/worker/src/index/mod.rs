@@ -22,6 +22,7 @@
 
 pub mod disk;
 pub mod frozen;
+pub mod plan;
 pub mod segment;
 pub mod vectors;
 mod walk;
@@ -335,6 +336,22 @@ impl ShardIndex {
             hits = exact::top_k(self.metric, &query, matching, k);
         }
         hits
+    }
+
+    /// Exact top-k among the live points of `keys` (a filter's matching
+    /// set); keys not held are skipped.
+    pub fn exact_among(
+        &self,
+        query: &[f32],
+        k: usize,
+        keys: impl Iterator<Item = u64>,
+    ) -> Vec<(u64, f32)> {
+        let query = self.metric.prepare(query);
+        let points = keys.filter_map(|key| {
+            let &(position, offset) = self.locations.get(&key)?;
+            Some((key, self.segments[position].live_vector(offset)))
+        });
+        exact::top_k(self.metric, &query, points, k)
     }
 
     /// Exact top-k over every live point (the recall baseline).

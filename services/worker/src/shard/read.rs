@@ -6,7 +6,11 @@
 //! can never make an existing point read as missing. Search takes that
 //! snapshot while it holds the index's read lock — the state machine changes
 //! rows and index under the write lock — so the rows of every hit are the
-//! rows the index returned, and payload filters read the same state. Scroll
+//! rows the index returned. A search filter is evaluated once into a set of
+//! rows from the in-memory payload index (changed under the same lock), then
+//! the matching points are scored exactly when few, or the graph walk lets
+//! only them through ([`filtered_plan`]); a filter reaching past what is
+//! indexed checks stored payloads in the same snapshot instead. Scroll
 //! and filtered count stream the shard's ids in one snapshot and read only
 //! the payloads (and, for a page, the points) they need, so their memory
 //! stays bounded by the page whatever the shard's size. Does disk I/O;
@@ -21,6 +25,7 @@ use vectron_proto::worker::v1::Point;
 use super::row_ids::RowIds;
 use crate::filter::PayloadFilter;
 use crate::index::ShardIndex;
+use crate::index::plan::{FilteredPlan, filtered_plan};
 use crate::storage::{ShardStore, StorageError, StoredPoint};
 
 /// The stored points of `ids` that exist, in the order asked; payloads read
@@ -142,17 +147,36 @@ pub fn search_points(
     let reads_rows = query.with_payload || query.with_vector;
     let (view, hits) = {
         let index = index.read().unwrap_or_else(|p| p.into_inner());
-        let view = (reads_rows || query.filter.is_some()).then(|| store.view());
-        let accept = |row: u64| match (query.filter, &view) {
-            (Some(f), Some(view)) => payload_matches(f, &view.payload(row).unwrap_or_default()),
-            _ => true,
+        let view = reads_rows.then(|| store.view());
+        let hits = match query.filter {
+            None => index.search(query.vector, query.top_k, query.ef, None),
+            Some(filter) => {
+                let rows = ids.read();
+                match rows.payloads.select(filter) {
+                    Some(selection) => {
+                        match filtered_plan(selection.count(), index.len(), query.ef) {
+                            FilteredPlan::Exact => index.exact_among(
+                                query.vector,
+                                query.top_k,
+                                rows.payloads.rows(&selection),
+                            ),
+                            FilteredPlan::Walk => {
+                                let accept = |row: u64| rows.payloads.selects_row(&selection, row);
+                                index.search(query.vector, query.top_k, query.ef, Some(&accept))
+                            }
+                        }
+                    }
+                    None => {
+                        // Past what is indexed in memory: check stored payloads.
+                        let payloads = store.view();
+                        let accept = |row: u64| {
+                            payload_matches(filter, &payloads.payload(row).unwrap_or_default())
+                        };
+                        index.search(query.vector, query.top_k, query.ef, Some(&accept))
+                    }
+                }
+            }
         };
-        let accept: Option<&dyn Fn(u64) -> bool> = if query.filter.is_some() {
-            Some(&accept)
-        } else {
-            None
-        };
-        let hits = index.search(query.vector, query.top_k, query.ef, accept);
         if !reads_rows {
             // Under the index's read lock, the ids are those of these rows.
             let found = ids.ids_of(hits.iter().map(|(row, _)| *row));

@@ -26,7 +26,7 @@ use vectron_proto::worker::v1::Point;
 use super::ShardTypeConfig;
 use super::command::{PointRecord, RequestId, ShardCommand, ShardProposal, ShardResponse};
 use super::dedup::{DedupTable, Recorded};
-use super::row_ids::RowIds;
+use super::row_ids::{RowIds, RowTable};
 use crate::distance::Metric;
 use crate::filter::PayloadFilter;
 use crate::index::disk::IndexDir;
@@ -131,13 +131,13 @@ impl ShardStateMachine {
             .unwrap_or_default();
         let requests = DedupTable::load(&store).map_err(io_read)?;
         let started = Instant::now();
-        let mut ids = Vec::new();
+        let mut rows = Vec::new();
         let stored: Vec<(u64, Vec<f32>)> = store
             .points()
             .map_err(io_read)?
             .into_iter()
             .map(|p| {
-                ids.push((p.row, p.point.id.unwrap_or_default()));
+                rows.push((p.row, p.point.id.unwrap_or_default(), p.payload));
                 (p.row, p.point.vector)
             })
             .collect();
@@ -164,7 +164,10 @@ impl ShardStateMachine {
         Ok(Self {
             store,
             index: Arc::new(RwLock::new(index)),
-            row_ids: Arc::new(RowIds::from_rows(ids)),
+            row_ids: Arc::new(RowIds::from_rows(
+                rows.iter()
+                    .map(|(row, id, payload)| (*row, id.clone(), payload.as_slice())),
+            )),
             loaded_from_disk,
             applied,
             membership,
@@ -237,6 +240,7 @@ impl ShardStateMachine {
                     }
                     let row = (log_index << 16) | position as u64;
                     let wire_id = crate::point_id::to_pb(&id);
+                    let indexed_payload = payload.clone();
                     let stored = StoredPoint {
                         row,
                         point: Point {
@@ -248,7 +252,7 @@ impl ShardStateMachine {
                     };
                     self.store.put_point(batch, &canonical, &stored);
                     overlay.insert(canonical, Some(row));
-                    changes.push(IndexChange::Upsert(row, vector, wire_id));
+                    changes.push(IndexChange::Upsert(row, vector, wire_id, indexed_payload));
                 }
                 Ok((ShardResponse::Upserted(count), changes))
             }
@@ -403,21 +407,17 @@ fn load_snapshot(store: &ShardStore) -> Result<Option<StoredSnapshotBytes>, Stor
 
 /// An index update to make after the write batch is durable.
 enum IndexChange {
-    /// Row, vector, and the point's id (for [`RowIds`]).
-    Upsert(u64, Vec<f32>, common::PointId),
+    /// Row, vector, the point's id and payload JSON (for [`RowIds`]).
+    Upsert(u64, Vec<f32>, common::PointId, Vec<u8>),
     Delete(u64),
 }
 
-/// Makes one entry's changes to the in-memory row ids, in order.
-fn apply_to_ids(ids: &mut HashMap<u64, common::PointId>, changes: &[IndexChange]) {
+/// Makes one entry's changes to the in-memory rows, in order.
+fn apply_to_ids(rows: &mut RowTable, changes: &[IndexChange]) {
     for change in changes {
         match change {
-            IndexChange::Upsert(row, _, id) => {
-                ids.insert(*row, id.clone());
-            }
-            IndexChange::Delete(row) => {
-                ids.remove(row);
-            }
+            IndexChange::Upsert(row, _, id, payload) => rows.insert((*row, id.clone(), payload)),
+            IndexChange::Delete(row) => rows.remove(*row),
         }
     }
 }
@@ -429,7 +429,7 @@ fn apply_to_index(index: &mut ShardIndex, changes: Vec<IndexChange>) {
     let mut run: Vec<(u64, Vec<f32>)> = Vec::new();
     for change in changes {
         match change {
-            IndexChange::Upsert(row, vector, _) => run.push((row, vector)),
+            IndexChange::Upsert(row, vector, _, _) => run.push((row, vector)),
             IndexChange::Delete(row) => {
                 index.append_upserts(std::mem::take(&mut run));
                 index.delete(row);
@@ -595,7 +595,11 @@ impl RaftStateMachine<ShardTypeConfig> for ShardStateMachine {
             let canonical = crate::point_id::canonical(point.id.as_ref());
             let payload = std::mem::take(&mut point.payload_json);
             vectors.push((snapshot_point.row, point.vector.clone()));
-            ids.push((snapshot_point.row, point.id.clone().unwrap_or_default()));
+            ids.push((
+                snapshot_point.row,
+                point.id.clone().unwrap_or_default(),
+                payload.clone(),
+            ));
             let stored = StoredPoint {
                 row: snapshot_point.row,
                 point,
@@ -651,7 +655,10 @@ impl RaftStateMachine<ShardTypeConfig> for ShardStateMachine {
         });
         let mut index = self.write_index();
         *index = fresh;
-        self.row_ids.replace(ids);
+        self.row_ids.replace(
+            ids.iter()
+                .map(|(row, id, payload)| (*row, id.clone(), payload.as_slice())),
+        );
         drop(index);
         Ok(())
     }
@@ -693,18 +700,25 @@ mod tests {
         // A long run (batched), a delete of a point of that run, a short run
         // that re-adds it under a new row, and a delete of a row never added.
         let mut changes: Vec<IndexChange> = (0..100)
-            .map(|row| IndexChange::Upsert(row, vector(row), wire_id(row)))
+            .map(|row| IndexChange::Upsert(row, vector(row), wire_id(row), Vec::new()))
             .collect();
         changes.push(IndexChange::Delete(7));
-        changes.push(IndexChange::Upsert(1_000, vector(7), wire_id(7)));
+        changes.push(IndexChange::Upsert(
+            1_000,
+            vector(7),
+            wire_id(7),
+            br#"{"tag": 7}"#.to_vec(),
+        ));
         changes.push(IndexChange::Delete(99));
         changes.push(IndexChange::Delete(5_000));
-        let mut ids = HashMap::new();
-        apply_to_ids(&mut ids, &changes);
+        let mut rows = RowTable::default();
+        apply_to_ids(&mut rows, &changes);
         apply_to_index(&mut index, changes);
         index.freeze_all();
         assert_eq!(index.len(), 99);
+        let ids = &rows.ids;
         assert_eq!(ids.len(), 99, "the ids follow the same changes");
+        assert_eq!(rows.payloads.len(), 99, "so do the payloads");
         assert_eq!(ids.get(&1_000), Some(&wire_id(7)));
         assert!(!ids.contains_key(&7) && !ids.contains_key(&99));
         let hits = index.search(&vector(7), 100, 200, None);
