@@ -142,8 +142,10 @@ pub fn run_round(
     dir: &IndexDir,
     config: &MaintenanceConfig,
 ) -> Result<RoundReport, DiskError> {
-    let mut report = RoundReport::default();
-    report.built = build_pending(index, config.build_chunk, 0);
+    let mut report = RoundReport {
+        built: build_pending(index, config.build_chunk, 0),
+        ..RoundReport::default()
+    };
     let plan = write(index).plan_rebuild(config.rebuild_threshold);
     if let Some(plan) = plan {
         let started = Instant::now();

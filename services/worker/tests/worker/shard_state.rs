@@ -462,7 +462,7 @@ async fn reads_see_every_point_while_it_is_being_updated() {
                 let id = reads % 10;
                 // Alternate the path reading rows with the one taking ids
                 // from memory.
-                let with_payload = reads % 2 == 0;
+                let with_payload = reads.is_multiple_of(2);
                 let query = ShardQuery {
                     vector: &[id as f32 * 10.0, 1.0, 0.0, 0.0],
                     top_k: 1,
@@ -675,7 +675,11 @@ async fn filtered_search_finds_the_nearest_matching_points() {
             .collect()
     };
     let payload = |id: u64| {
-        let name = if id % 7 == 0 { long.as_str() } else { "short" };
+        let name = if id.is_multiple_of(7) {
+            long.as_str()
+        } else {
+            "short"
+        };
         format!(r#"{{"tag": {}, "name": "{name}"}}"#, id % 100).into_bytes()
     };
     let dir = tempfile::tempdir().expect("temp dir");
@@ -697,7 +701,8 @@ async fn filtered_search_finds_the_nearest_matching_points() {
     maintenance::build_pending(&machine.index(), 1_000, 0);
 
     let tag = vec!["tag".to_owned()];
-    let filters: [(PayloadFilter, fn(u64) -> bool); 3] = [
+    type Case = (PayloadFilter, fn(u64) -> bool);
+    let filters: [Case; 3] = [
         // 1%: scored exactly.
         (
             PayloadFilter {
