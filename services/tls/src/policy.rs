@@ -51,6 +51,7 @@ fn pd_method(method: &str) -> Option<&'static [Role]> {
         | "GetMembers" => ANY_INTERNAL,
         "DrainWorker" | "RemoveWorker" | "ListMoves" | "CreateCollection" | "DropCollection"
         | "RemoveMember" => ADMINISTRATION,
+        "UndrainWorker" => &[Operator, Admin],
         "AddMember" => &[Pd, Operator, Admin],
         "AllocId" => &[Pd, Admin],
         "KvGet" | "KvPut" | "KvDelete" | "KvScan" => &[Auth, Admin],
