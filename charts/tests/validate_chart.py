@@ -32,6 +32,7 @@ NON_DEFAULT = {
     "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
     "priorityClassName": "system-cluster-critical",
     "podLabels": {"team": "search"},
+    "test": {"gatewayUrl": "http://demo-gateway.search.svc:7333"},
 }
 
 BAD_VALUES = [
@@ -43,6 +44,7 @@ BAD_VALUES = [
     ({"metrics": {"port": 80}}, "port"),
     ({"watchNamespaces": ["Not_A_Namespace"]}, "watchNamespaces"),
     ({"unknownKey": True}, "unknownKey"),
+    ({"test": {"gatewayUrl": "demo-gateway:7333"}}, "gatewayUrl"),
 ]
 
 
@@ -130,6 +132,12 @@ def main():
         for expected in ("--namespace=team-a", "--namespace=team-b", "--metrics-addr=0.0.0.0:9090"):
             if expected not in args:
                 fail(f"non-default values: {expected} missing from {args}")
+        probes = [o for _, o in custom if o["kind"] == "Pod"]
+        commands = [p["spec"]["containers"][0]["command"] for p in probes]
+        if ["wget", "-q", "-O", "-", "http://demo-gateway.search.svc:7333/readyz"] not in commands:
+            fail(f"test.gatewayUrl set, but no helm test checks the gateway: {commands}")
+        if any("readyz" in " ".join(c) for _, o in render(chart, {}) if o["kind"] == "Pod" for c in [o["spec"]["containers"][0]["command"]]):
+            fail("no test.gatewayUrl, yet a helm test checks a gateway")
         if "--leader-election" in args:
             fail("leader election disabled but --leader-election passed")
         check_crds(chart)

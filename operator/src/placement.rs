@@ -104,6 +104,9 @@ pub trait Placement: Send + Sync {
         &self,
         name: &str,
     ) -> impl Future<Output = Result<(), PlacementError>> + Send;
+    /// The replication factor of every collection PD holds, whether made
+    /// from a Collection resource or through the API.
+    fn replication_factors(&self) -> impl Future<Output = Result<Vec<u32>, PlacementError>> + Send;
 }
 
 /// The operator's client certificate for one cluster (PEM), issued by that
@@ -380,6 +383,18 @@ impl Placement for GrpcPlacement {
             Err(status) if status.code() == Code::NotFound => Ok(None),
             Err(status) => Err(failure(status)),
         }
+    }
+
+    async fn replication_factors(&self) -> Result<Vec<u32>, PlacementError> {
+        let reply = self
+            .call(|mut c| async move { c.list_collections(pb::ListCollectionsRequest {}).await })
+            .await
+            .map_err(failure)?;
+        Ok(reply
+            .collections
+            .iter()
+            .filter_map(|c| c.spec.as_ref().map(|s| s.replication_factor))
+            .collect())
     }
 
     async fn drop_collection(&self, name: &str) -> Result<(), PlacementError> {

@@ -26,6 +26,9 @@ pub struct Observed {
     pub endpoint: Option<String>,
     /// Why the spec cannot be reconciled, if it cannot.
     pub invalid: Option<String>,
+    /// A Secret the spec references that does not exist or lacks the key
+    /// (the pods that read it cannot start); everything else was applied.
+    pub missing_secret: Option<String>,
     /// The PD-facing steps (member removal, drains) that failed this
     /// round, and why; every other change was still applied.
     pub pd_unreachable: Option<String>,
@@ -95,12 +98,13 @@ pub fn cluster_status(
             ClusterPhase::Running | ClusterPhase::Scaling | ClusterPhase::Degraded
         )
     });
-    let phase = match (&observed.invalid, all_ready, scaling) {
-        (Some(_), _, _) => ClusterPhase::Degraded,
-        (None, _, true) => ClusterPhase::Scaling,
-        (None, true, false) => ClusterPhase::Running,
-        (None, false, false) if was_running => ClusterPhase::Degraded,
-        (None, false, false) => ClusterPhase::Creating,
+    let broken = observed.invalid.is_some() || observed.missing_secret.is_some();
+    let phase = match (broken, all_ready, scaling) {
+        (true, _, _) => ClusterPhase::Degraded,
+        (false, _, true) => ClusterPhase::Scaling,
+        (false, true, false) => ClusterPhase::Running,
+        (false, false, false) if was_running => ClusterPhase::Degraded,
+        (false, false, false) => ClusterPhase::Creating,
     };
     let (progress_reason, progress_message) = if scaling {
         (
@@ -115,11 +119,13 @@ pub fn cluster_status(
     } else {
         ("PodsStarting", readiness())
     };
-    let (degraded, degraded_reason, degraded_message) = match &observed.invalid {
-        Some(why) => (true, "InvalidSpec", why.clone()),
-        None if !all_ready && was_running => (true, "PodsNotReady", readiness()),
-        None => (false, "AsExpected", "nothing is wrong".to_owned()),
-    };
+    let (degraded, degraded_reason, degraded_message) =
+        match (&observed.invalid, &observed.missing_secret) {
+            (Some(why), _) => (true, "InvalidSpec", why.clone()),
+            (None, Some(why)) => (true, "SecretMissing", why.clone()),
+            (None, None) if !all_ready && was_running => (true, "PodsNotReady", readiness()),
+            (None, None) => (false, "AsExpected", "nothing is wrong".to_owned()),
+        };
     let conditions = vec![
         condition(
             prior,
@@ -261,6 +267,28 @@ mod tests {
             "{}",
             trouble.message
         );
+    }
+
+    #[test]
+    fn a_missing_secret_degrades_a_new_cluster_and_says_which() {
+        let mut missing = observed(0);
+        missing.missing_secret =
+            Some("spec.auth.adminPasswordSecretRef: Secret own has no non-empty key pw".into());
+        let status = cluster_status(None, &missing, "t0");
+        assert_eq!(status.phase, ClusterPhase::Degraded);
+        let degraded = find(&status, "Degraded");
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", "SecretMissing")
+        );
+        assert!(
+            degraded.message.contains("Secret own"),
+            "{}",
+            degraded.message
+        );
+        let fixed = cluster_status(Some(&status), &observed(3), "t1");
+        assert_eq!(fixed.phase, ClusterPhase::Running);
+        assert_eq!(find(&fixed, "Degraded").status, "False");
     }
 
     #[test]

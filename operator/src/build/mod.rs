@@ -55,6 +55,9 @@ pub struct BuildInput {
     /// The namespace the operator runs in (its pods alone may reach PD
     /// from outside the cluster's own pods).
     pub operator_namespace: String,
+    /// The smallest replication factor among the cluster's Collections
+    /// (None without any): the workers' disruption budget follows it.
+    pub smallest_replication_factor: Option<i32>,
 }
 
 /// Facts of an existing cluster that later reconciles must reuse: changing

@@ -1,10 +1,12 @@
 //! What every pod of a cluster shares: object metadata with labels and the
 //! owner reference, the restricted security contexts, the scheduling
-//! constraints from the spec and the common environment. Pure.
+//! constraints from the spec (cluster-wide, overridden per role) and the
+//! common environment. Pure.
 
 use serde_json::{Value, json};
 
 use super::BuildInput;
+use crate::crd::SchedulingSpec;
 use crate::labels::{self, Component};
 
 /// User and group the image runs as (the distroless `nonroot` user).
@@ -65,6 +67,19 @@ pub fn env_from(input: &BuildInput) -> Value {
     json!([{"configMapRef": {"name": labels::config_name(&input.name)}}])
 }
 
+/// Where `component`'s pods may run: the cluster-wide placement with the
+/// role's own fields in place of the ones it sets.
+pub fn scheduling(input: &BuildInput, component: Component) -> SchedulingSpec {
+    let spec = &input.spec;
+    let role = match component {
+        Component::Pd => spec.pd.scheduling.as_ref(),
+        Component::Worker => spec.workers.scheduling.as_ref(),
+        Component::Gateway => spec.gateway.scheduling.as_ref(),
+        Component::Auth => spec.auth.scheduling.as_ref(),
+    };
+    spec.scheduling.overridden_by(role)
+}
+
 /// A pod template for `component` running `container` with `volumes`.
 pub fn template(
     input: &BuildInput,
@@ -72,7 +87,7 @@ pub fn template(
     container: Value,
     volumes: Vec<Value>,
 ) -> Value {
-    let scheduling = &input.spec.scheduling;
+    let scheduling = &scheduling(input, component);
     let selector = labels::selector(&input.name, component);
     let spread: Vec<Value> = scheduling
         .topology_spread_constraints
@@ -106,6 +121,9 @@ pub fn template(
     }
     if !spread.is_empty() {
         spec["topologySpreadConstraints"] = json!(spread);
+    }
+    if let Some(priority) = &scheduling.priority_class_name {
+        spec["priorityClassName"] = json!(priority);
     }
     json!({
         "metadata": {"labels": labels::component_labels(&input.name, component)},

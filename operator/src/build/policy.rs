@@ -1,6 +1,6 @@
 //! Disruption budgets and network policies. Budgets follow the quorums:
-//! PD keeps a majority of its voters, workers lose at most one pod at a
-//! time (every shard replica set of factor ≥ 3 keeps its majority). Network
+//! PD keeps a majority of its voters; workers lose at most as many pods at
+//! once as the smallest collection's replica set survives losing. Network
 //! policies admit only the traffic the design needs: Raft among PD nodes
 //! and among workers, every role to PD, gateways to workers and auth, the
 //! operator to PD, clients to gateways, scrapers to metrics ports. Pure.
@@ -75,6 +75,19 @@ fn network_policy(input: &BuildInput, component: Component, ingress: Value) -> V
     })
 }
 
+/// Worker pods a voluntary disruption (a node drain) may take at once: as
+/// many as the smallest replica set survives losing, (rf − 1) / 2. Under a
+/// factor of 3 that is none: losing one replica of a factor 1 or 2 shard
+/// already stops it, so evictions wait until someone decides (raises the
+/// factor, or deletes the pod accepting the outage). Without collections,
+/// one at a time.
+pub fn workers_may_be_unavailable(smallest_replication_factor: Option<i32>) -> i32 {
+    match smallest_replication_factor {
+        Some(rf) => (rf.max(1) - 1) / 2,
+        None => 1,
+    }
+}
+
 pub(super) fn build(input: &BuildInput, desired: &mut Desired) {
     let pd_quorum = input.spec.pd.replicas / 2 + 1;
     let mut budgets = Vec::new();
@@ -90,7 +103,7 @@ pub(super) fn build(input: &BuildInput, desired: &mut Desired) {
     budgets.push(budget(
         input,
         Component::Worker,
-        json!({"maxUnavailable": 1}),
+        json!({"maxUnavailable": workers_may_be_unavailable(input.smallest_replication_factor)}),
     ));
     budgets.push(budget(
         input,

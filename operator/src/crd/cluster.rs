@@ -178,6 +178,10 @@ pub struct PdSpec {
     /// Container resources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+    /// Placement of this role's pods: each field set here replaces the
+    /// cluster-wide `scheduling` field of the same name for this role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling: Option<SchedulingSpec>,
 }
 
 /// The workers.
@@ -195,6 +199,10 @@ pub struct WorkerSpec {
     /// Container resources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+    /// Placement of this role's pods: each field set here replaces the
+    /// cluster-wide `scheduling` field of the same name for this role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling: Option<SchedulingSpec>,
 }
 
 /// The gateways.
@@ -211,6 +219,10 @@ pub struct GatewaySpec {
     /// Container resources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+    /// Placement of this role's pods: each field set here replaces the
+    /// cluster-wide `scheduling` field of the same name for this role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling: Option<SchedulingSpec>,
     /// TLS on the REST and gRPC ports, from a `kubernetes.io/tls` Secret
     /// (`tls.crt`, `tls.key`); plaintext when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -278,6 +290,10 @@ pub struct AuthSpec {
     /// Secret key holding the first admin's password; generated when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_password_secret_ref: Option<SecretKeyRef>,
+    /// Placement of this role's pods: each field set here replaces the
+    /// cluster-wide `scheduling` field of the same name for this role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling: Option<SchedulingSpec>,
 }
 
 /// A key in a Secret of the cluster's namespace.
@@ -289,7 +305,8 @@ pub struct SecretKeyRef {
     pub key: String,
 }
 
-/// Pod placement constraints applied to every pod of the cluster.
+/// Pod placement constraints: cluster-wide under `spec.scheduling`, and
+/// per role under `spec.<role>.scheduling`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SchedulingSpec {
@@ -305,6 +322,41 @@ pub struct SchedulingSpec {
     /// Spread constraints (the operator adds the pod selector's labels).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+    /// PriorityClass of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+}
+
+impl SchedulingSpec {
+    /// This cluster-wide placement with every field `role` sets taken from
+    /// `role` instead.
+    pub fn overridden_by(&self, role: Option<&SchedulingSpec>) -> SchedulingSpec {
+        let Some(role) = role else {
+            return self.clone();
+        };
+        SchedulingSpec {
+            node_selector: if role.node_selector.is_empty() {
+                self.node_selector.clone()
+            } else {
+                role.node_selector.clone()
+            },
+            tolerations: if role.tolerations.is_empty() {
+                self.tolerations.clone()
+            } else {
+                role.tolerations.clone()
+            },
+            affinity: role.affinity.clone().or_else(|| self.affinity.clone()),
+            topology_spread_constraints: if role.topology_spread_constraints.is_empty() {
+                self.topology_spread_constraints.clone()
+            } else {
+                role.topology_spread_constraints.clone()
+            },
+            priority_class_name: role
+                .priority_class_name
+                .clone()
+                .or_else(|| self.priority_class_name.clone()),
+        }
+    }
 }
 
 fn default_pd_replicas() -> i32 {
@@ -344,6 +396,7 @@ impl Default for PdSpec {
             replicas: default_pd_replicas(),
             storage: default_pd_storage(),
             resources: None,
+            scheduling: None,
         }
     }
 }
@@ -354,6 +407,7 @@ impl Default for WorkerSpec {
             replicas: default_worker_replicas(),
             storage: default_worker_storage(),
             resources: None,
+            scheduling: None,
         }
     }
 }
@@ -365,6 +419,7 @@ impl Default for GatewaySpec {
             service: GatewayServiceSpec::default(),
             resources: None,
             tls: None,
+            scheduling: None,
         }
     }
 }
@@ -384,6 +439,7 @@ impl Default for AuthSpec {
         Self {
             enabled: true,
             admin_password_secret_ref: None,
+            scheduling: None,
         }
     }
 }

@@ -169,6 +169,17 @@ pub async fn reconcile<P: Placement>(
         write_status(&clusters, cluster, &observed, ctx).await?;
         return Ok(Requeue(Duration::from_secs(300)));
     }
+    if cluster.spec.auth.enabled
+        && let Some(reference) = &cluster.spec.auth.admin_password_secret_ref
+        && secret_value(&secrets, &reference.name, &reference.key)
+            .await?
+            .is_none()
+    {
+        observed.missing_secret = Some(format!(
+            "spec.auth.adminPasswordSecretRef: Secret {} has no non-empty key {}; the auth pods cannot start until it does",
+            reference.name, reference.key
+        ));
+    }
     let mut spec = cluster.spec.clone();
     let input_for = |spec| BuildInput {
         name: name.clone(),
@@ -177,6 +188,7 @@ pub async fn reconcile<P: Placement>(
         spec,
         kept: kept.clone(),
         operator_namespace: ctx.operator_namespace.clone(),
+        smallest_replication_factor: None,
     };
     let access = super::pki::pd_access(
         &secrets,
@@ -267,7 +279,28 @@ pub async fn reconcile<P: Placement>(
         observed.draining = waiting.clone();
     }
 
-    let desired = build::desired(&input_for(spec.clone()));
+    // The workers' disruption budget follows the smallest replication
+    // factor, counting collections made through the API too when PD says.
+    let from_pd = match placement.replication_factors().await {
+        Ok(factors) => factors,
+        Err(e) => {
+            pd_failures.push(format!("listing collections: {e}"));
+            Vec::new()
+        }
+    };
+    let smallest_replication_factor = collections
+        .iter()
+        .map(|(_, rf)| *rf)
+        .chain(
+            from_pd
+                .iter()
+                .map(|rf| i32::try_from(*rf).unwrap_or(i32::MAX)),
+        )
+        .min();
+    let desired = build::desired(&BuildInput {
+        smallest_replication_factor,
+        ..input_for(spec.clone())
+    });
     Applier::new(ctx.client.clone(), &namespace, &name)
         .apply_desired(&desired)
         .await?;
@@ -301,6 +334,7 @@ pub async fn reconcile<P: Placement>(
     write_status(&clusters, cluster, &observed, ctx).await?;
     let settled = observed.draining.is_empty()
         && observed.pd_unreachable.is_none()
+        && observed.missing_secret.is_none()
         && [
             observed.pd,
             observed.workers,

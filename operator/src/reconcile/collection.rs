@@ -86,6 +86,7 @@ pub async fn reconcile<P: Placement>(
                 spec: c.spec.clone(),
                 kept: Default::default(),
                 operator_namespace: ctx.operator_namespace.clone(),
+                smallest_replication_factor: None,
             });
             let secrets = Api::namespaced(ctx.client.clone(), &namespace);
             let access = super::pki::pd_access(

@@ -634,6 +634,52 @@ async fn the_operator_reconciles_a_cluster_with_the_rbac_the_chart_grants() {
     })
     .await;
 
+    // An admin password Secret that does not exist: the cluster says so
+    // (Degraded, SecretMissing) until the Secret appears.
+    clusters
+        .patch(
+            "demo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"auth": {"adminPasswordSecretRef": {"name": "demo-own-admin", "key": "password"}}}})),
+        )
+        .await
+        .expect("reference a Secret");
+    let degraded = |cluster: &VectronCluster| {
+        let status = cluster.status.as_ref()?;
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Degraded")
+            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    };
+    let missing = wait_for("SecretMissing", limit, || async {
+        let cluster = clusters.get("demo").await.ok()?;
+        let (status, reason, message) = degraded(&cluster)?;
+        (status == "True" && reason == "SecretMissing").then_some(message)
+    })
+    .await;
+    assert!(
+        missing.contains("adminPasswordSecretRef") && missing.contains("demo-own-admin"),
+        "{missing}"
+    );
+    Api::<Secret>::namespaced(client.clone(), "search")
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "demo-own-admin"},
+                "stringData": {"password": "chosen-by-the-user"},
+            }))
+            .expect("secret"),
+        )
+        .await
+        .expect("create the Secret");
+    wait_for("SecretMissing to clear", limit, || async {
+        let cluster = clusters.get("demo").await.ok()?;
+        let (_, reason, _) = degraded(&cluster)?;
+        (reason != "SecretMissing").then_some(())
+    })
+    .await;
+
     // PD is unreachable (its Pods never run): a worker scale-down is held
     // back with a condition and a Warning, while an image change still
     // rolls out.
@@ -648,7 +694,7 @@ async fn the_operator_reconciles_a_cluster_with_the_rbac_the_chart_grants() {
     let cluster = wait_for("PdUnreachable", limit, || async {
         let cluster = clusters.get("demo").await.ok()?;
         let (status, _) = condition(&cluster, "PdUnreachable")?;
-        (status == "True" && cluster.status.as_ref()?.observed_generation == Some(2))
+        (status == "True" && cluster.status.as_ref()?.observed_generation == Some(3))
             .then_some(cluster)
     })
     .await;
@@ -687,8 +733,10 @@ async fn the_operator_reconciles_a_cluster_with_the_rbac_the_chart_grants() {
     })
     .await;
 
-    // Scaling back up cancels the scale-down: the draining list and the
-    // condition clear in the stored status.
+    // Scaling back up cancels the scale-down: the draining list clears in
+    // the stored status and no drain is asked for any more. PD is still
+    // unreachable, so the condition stays True, naming only the lists the
+    // operator reads from PD every round.
     clusters
         .patch(
             "demo",
@@ -699,11 +747,17 @@ async fn the_operator_reconciles_a_cluster_with_the_rbac_the_chart_grants() {
         .expect("scale back");
     let cluster = wait_for("the scale-down to be cancelled", limit, || async {
         let cluster = clusters.get("demo").await.ok()?;
-        let (status, _) = condition(&cluster, "PdUnreachable")?;
-        (status == "False" && cluster.status.as_ref()?.observed_generation == Some(3))
-            .then_some(cluster)
+        let status = cluster.status.as_ref()?;
+        let draining = status.workers.as_ref()?.draining.clone();
+        (status.observed_generation == Some(4) && draining.is_empty()).then_some(cluster)
     })
     .await;
+    let (unreachable, why) = condition(&cluster, "PdUnreachable").expect("condition");
+    assert_eq!(unreachable, "True", "PD never ran");
+    assert!(
+        why.contains("listing workers") && !why.contains("draining demo-worker-2"),
+        "{why}"
+    );
     let stored = dynamic::<VectronCluster>(&client, "search")
         .get("demo")
         .await
@@ -828,7 +882,7 @@ async fn collections_follow_their_deletion_policy_and_keep_other_controllers_fin
             &PostParams::default(),
             &object::<Collection>(
                 "kept",
-                json!({"cluster": "demo", "dimension": 8, "deletionPolicy": "Retain"}),
+                json!({"cluster": "demo", "dimension": 8, "deletionPolicy": "Retain", "replicationFactor": 1}),
             ),
         )
         .await
@@ -860,6 +914,20 @@ async fn collections_follow_their_deletion_policy_and_keep_other_controllers_fin
     .await;
     assert!(finalizers(&kept).is_empty(), "Retain needs no finalizer");
 
+    // A factor-1 collection cannot lose a worker: the workers' budget
+    // allows no voluntary eviction while it exists, one at a time after.
+    let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "search");
+    let allowed = |budget: Option<PodDisruptionBudget>| {
+        budget?.spec?.max_unavailable.map(|m| match m {
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => n,
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(_) => -1,
+        })
+    };
+    wait_for("a worker budget of none unavailable", limit, || async {
+        (allowed(budgets.get_opt("demo-worker").await.ok()?) == Some(0)).then_some(())
+    })
+    .await;
+
     // Retain: deleted at once.
     collections
         .delete("kept", &Default::default())
@@ -871,6 +939,10 @@ async fn collections_follow_their_deletion_policy_and_keep_other_controllers_fin
             .await
             .ok()
             .and_then(|found| found.is_none().then_some(()))
+    })
+    .await;
+    wait_for("the worker budget back at one", limit, || async {
+        (allowed(budgets.get_opt("demo-worker").await.ok()?) == Some(1)).then_some(())
     })
     .await;
 

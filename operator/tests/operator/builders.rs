@@ -251,8 +251,17 @@ fn custom_scheduling_storage_and_resources_reach_the_pods() {
     let all = objects(&desired(&fixtures::input("custom.yaml")));
     let worker = named(&all, "StatefulSet", "prod-worker");
     let pod = &worker["spec"]["template"]["spec"];
-    assert_eq!(pod["nodeSelector"]["pool"], "vectors");
+    // The workers' own placement replaces the fields it sets; the rest
+    // come from the cluster-wide one.
+    assert_eq!(pod["nodeSelector"]["pool"], "nvme");
+    assert_eq!(pod["priorityClassName"], "vectron-data");
     assert_eq!(pod["tolerations"][0]["key"], "dedicated");
+    for (kind, name) in [("StatefulSet", "prod-pd"), ("Deployment", "prod-gateway")] {
+        let other = &named(&all, kind, name)["spec"]["template"]["spec"];
+        assert_eq!(other["nodeSelector"]["pool"], "vectors", "{name}");
+        assert_eq!(other["priorityClassName"], "vectron-serving", "{name}");
+        assert_eq!(other["tolerations"][0]["key"], "dedicated", "{name}");
+    }
     let spread = &pod["topologySpreadConstraints"][0];
     assert_eq!(spread["topologyKey"], "topology.kubernetes.io/zone");
     assert_eq!(
@@ -395,6 +404,46 @@ fn an_invalid_fixture_is_refused_naming_the_field() {
     let error = vectron_operator::validate::cluster(&clash.name, &clash.spec)
         .expect_err("the metrics port is taken");
     assert_eq!(error.field, "spec.gateway.service.grpcPort");
+}
+
+#[test]
+fn the_worker_budget_follows_the_smallest_replication_factor() {
+    let mut input = fixtures::input("minimal.yaml");
+    let max_unavailable = |input: &vectron_operator::build::BuildInput| {
+        let all = objects(&desired(input));
+        named(&all, "PodDisruptionBudget", "vec-worker")["spec"]["maxUnavailable"].clone()
+    };
+    assert_eq!(max_unavailable(&input), 1, "no collections: one at a time");
+    for (rf, allowed) in [(1, 0), (2, 0), (3, 1), (4, 1), (5, 2), (7, 3)] {
+        input.smallest_replication_factor = Some(rf);
+        assert_eq!(max_unavailable(&input), allowed, "rf {rf}");
+    }
+}
+
+#[test]
+fn workers_take_their_zone_from_their_node_label() {
+    let all = objects(&desired(&fixtures::input("minimal.yaml")));
+    let worker = named(&all, "StatefulSet", "vec-worker");
+    let container = &worker["spec"]["template"]["spec"]["containers"][0];
+    let zone = container["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .find(|e| e["name"] == "VECTRON_ZONE")
+        .expect("VECTRON_ZONE");
+    assert_eq!(
+        zone["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.labels['topology.kubernetes.io/zone']"
+    );
+    let pd = named(&all, "StatefulSet", "vec-pd");
+    assert!(
+        pd["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .expect("env")
+            .iter()
+            .all(|e| e["name"] != "VECTRON_ZONE"),
+        "only workers have a zone"
+    );
 }
 
 #[test]

@@ -32,5 +32,6 @@ pub fn input(name: &str) -> BuildInput {
             ..Kept::default()
         },
         operator_namespace: "vectron-system".into(),
+        smallest_replication_factor: None,
     }
 }

@@ -31,6 +31,9 @@ struct PdState {
     /// Removals are refused (as PD does while it cannot commit).
     refuse_removal: bool,
     collections: BTreeMap<String, CollectionInfo>,
+    /// Replication factor per collection (made by the operator or, in a
+    /// test, through the API).
+    replication: BTreeMap<String, u32>,
     calls: Vec<String>,
     /// Every worker and member call fails as if PD were unreachable.
     down: bool,
@@ -114,6 +117,9 @@ impl Placement for FakePd {
         state
             .calls
             .push(format!("create {} dim {}", spec.name, spec.dimension));
+        state
+            .replication
+            .insert(spec.name.clone(), spec.replication_factor);
         state.collections.insert(
             spec.name.clone(),
             CollectionInfo {
@@ -127,10 +133,15 @@ impl Placement for FakePd {
     async fn collection(&self, name: &str) -> Result<Option<CollectionInfo>, PlacementError> {
         Ok(self.state().collections.get(name).cloned())
     }
+    async fn replication_factors(&self) -> Result<Vec<u32>, PlacementError> {
+        self.reachable()?;
+        Ok(self.state().replication.values().copied().collect())
+    }
     async fn drop_collection(&self, name: &str) -> Result<(), PlacementError> {
         let mut state = self.state();
         state.calls.push(format!("drop {name}"));
         state.collections.remove(name);
+        state.replication.remove(name);
         Ok(())
     }
 }
@@ -234,6 +245,30 @@ async fn creating_a_cluster_writes_its_objects_and_a_status() {
         "creation asks PD nothing: {:?}",
         pd.calls()
     );
+}
+
+#[tokio::test]
+async fn a_collection_made_through_the_api_counts_toward_the_worker_budget() {
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let client = client_with(vec![fixture_json("minimal.yaml")]).await;
+    let pd = FakePd::default();
+    let ctx = context(client.clone(), &pd);
+    let budget = || async {
+        Api::<PodDisruptionBudget>::namespaced(client.clone(), "search")
+            .get("vec-worker")
+            .await
+            .expect("worker budget")
+            .spec
+            .and_then(|s| s.max_unavailable)
+    };
+    pd.state().replication.insert("made-by-rest".into(), 1);
+    let vc = get_cluster(&client, "search", "vec").await;
+    cluster::reconcile(&vc, &ctx).await.expect("reconcile");
+    assert_eq!(budget().await, Some(IntOrString::Int(0)), "factor 1 held");
+    pd.state().replication.insert("made-by-rest".into(), 5);
+    cluster::reconcile(&vc, &ctx).await.expect("reconcile");
+    assert_eq!(budget().await, Some(IntOrString::Int(2)), "factor 5 held");
 }
 
 #[tokio::test]

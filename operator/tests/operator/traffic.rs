@@ -53,6 +53,9 @@ impl Placement for ReadyPd {
         self.0.lock().expect("lock").push(format!("drop {name}"));
         Ok(())
     }
+    async fn replication_factors(&self) -> Result<Vec<u32>, PlacementError> {
+        Ok(vec![3])
+    }
 }
 
 fn cluster_json() -> Value {
