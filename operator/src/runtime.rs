@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::crd::{Collection, VectronCluster};
 use crate::lease::{self, Elector};
-use crate::placement::GrpcPlacement;
+use crate::placement::{GrpcPlacement, PdAccess};
 use crate::reconcile::{self, Context, ReconcileError};
 
 /// How `run` is configured.
@@ -234,6 +234,22 @@ async fn shutdown_signal() {
     }
 }
 
+/// Test-only: when set, every PD call goes to this `host:port` instead of
+/// the cluster's PD Service, so the operator can drive PD and worker
+/// processes on loopback under a real API server that runs no pods.
+pub const TEST_PD_ADDR: &str = "VECTRON_OPERATOR_TEST_PD_ADDR";
+
+/// The PD client for `access`, or for the test address when one is set.
+fn placement_for(test_pd: Option<&str>, access: &PdAccess) -> GrpcPlacement {
+    match test_pd {
+        Some(endpoint) => GrpcPlacement::new(&PdAccess {
+            endpoint: endpoint.to_owned(),
+            security: access.security.clone(),
+        }),
+        None => GrpcPlacement::new(access),
+    }
+}
+
 /// Runs the operator until SIGTERM.
 pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let client = Client::try_default().await?;
@@ -247,7 +263,13 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
     let shared = Arc::new(Shared {
         ctx: Context {
             client: client.clone(),
-            placement: Box::new(GrpcPlacement::new),
+            placement: {
+                let test_pd = std::env::var(TEST_PD_ADDR).ok().filter(|a| !a.is_empty());
+                if let Some(addr) = &test_pd {
+                    warn!(%addr, "{TEST_PD_ADDR} is set: every PD call goes there (tests only)");
+                }
+                Box::new(move |access| placement_for(test_pd.as_deref(), access))
+            },
             now: reconcile::system_now,
             operator_namespace: operator_namespace(),
             events: Some(kube::runtime::events::Recorder::new(

@@ -30,6 +30,9 @@ use serde_json::{Value, json};
 use vectron_operator::crd::{Collection, VectronCluster};
 
 use crate::control_plane::{ControlPlane, failed, stop, succeeded};
+use crate::local_pd::LocalPd;
+use vectron_operator::runtime::TEST_PD_ADDR;
+use vectron_operator::scale::RegisteredState;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -411,6 +414,16 @@ struct Operator(Child);
 
 impl Operator {
     fn start(kubeconfig: &Path, log: &Path, name: &str, leader_election: bool) -> Self {
+        Self::start_with(kubeconfig, log, name, leader_election, &[])
+    }
+
+    fn start_with(
+        kubeconfig: &Path,
+        log: &Path,
+        name: &str,
+        leader_election: bool,
+        env: &[(&str, &str)],
+    ) -> Self {
         let log = std::fs::File::create(log).expect("operator log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_vectron-operator"));
         command.args(["run", "--metrics-addr", "127.0.0.1:0"]);
@@ -418,6 +431,7 @@ impl Operator {
             command.arg("--leader-election");
         }
         let child = command
+            .envs(env.iter().copied())
             .env("KUBECONFIG", kubeconfig)
             .env("POD_NAMESPACE", OPERATOR_NAMESPACE)
             .env("POD_NAME", name)
@@ -432,6 +446,12 @@ impl Operator {
 
     fn running(&mut self) -> bool {
         matches!(self.0.try_wait(), Ok(None))
+    }
+
+    /// SIGKILL: no chance to finish what it was doing.
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -992,4 +1012,250 @@ async fn collections_follow_their_deletion_policy_and_keep_other_controllers_fin
         "the operator exited:\n{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
+}
+
+/// Workers PD lists and has not removed, by name: (state, replicas).
+async fn pd_workers(
+    pd: &impl vectron_operator::placement::Placement,
+) -> Option<std::collections::BTreeMap<String, (RegisteredState, u32)>> {
+    Some(
+        pd.workers()
+            .await
+            .ok()?
+            .into_iter()
+            .filter(|w| w.state != RegisteredState::Removed)
+            .map(|w| (w.name, (w.state, w.replicas)))
+            .collect(),
+    )
+}
+
+fn worker_replicas(set: &StatefulSet) -> i32 {
+    set.spec.as_ref().and_then(|s| s.replicas).unwrap_or(-1)
+}
+
+#[tokio::test]
+#[ignore = "needs the real control plane: scripts/test.sh builds e2e/apiserver and runs these with --ignored"]
+async fn pd_facing_steps_drive_real_pd_and_worker_processes() {
+    use vectron_operator::placement::Placement;
+    let plane = ControlPlane::start();
+    helm_install(&plane, &[]);
+    create_namespace(&plane, "search");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = service_account_kubeconfig(&plane, dir.path());
+    let mut local = LocalPd::start("demo", 5);
+    let pd_addr = local.addr.clone();
+    let start_operator = |name: &str| {
+        Operator::start_with(
+            &kubeconfig,
+            &dir.path().join(format!("{name}.log")),
+            name,
+            false,
+            &[(TEST_PD_ADDR, pd_addr.as_str())],
+        )
+    };
+    let mut operator = start_operator("operator-a");
+    let client = plane.client().await;
+    let limit = Duration::from_secs(120);
+    let pd = local.placement();
+
+    dynamic::<VectronCluster>(&client, "search")
+        .create(
+            &PostParams::default(),
+            &object::<VectronCluster>(
+                "demo",
+                json!({
+                    "image": "ghcr.io/vectron/vectron:0.1.0",
+                    "pd": {"replicas": 1},
+                    "workers": {"replicas": 5},
+                    "auth": {"enabled": false},
+                    "internalTls": {"mode": "Disabled"},
+                }),
+            ),
+        )
+        .await
+        .expect("create the cluster");
+    dynamic::<Collection>(&client, "search")
+        .create(
+            &PostParams::default(),
+            &object::<Collection>(
+                "docs",
+                json!({"cluster": "demo", "dimension": 8, "shards": 4, "replicationFactor": 3}),
+            ),
+        )
+        .await
+        .expect("create the collection");
+    // The operator creates the collection in PD; PD places 4 × 3 replicas
+    // on the five workers.
+    wait_for("the collection placed on five workers", limit, || async {
+        let info = pd.collection("docs").await.ok()??;
+        let workers = pd_workers(&pd).await?;
+        let held: u32 = workers.values().map(|(_, r)| r).sum();
+        (info.shards_ready == 4 && workers.len() == 5 && held == 12).then_some(())
+    })
+    .await;
+
+    let clusters: Api<VectronCluster> = Api::namespaced(client.clone(), "search");
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), "search");
+    let set_workers = |replicas: i32| {
+        let clusters = clusters.clone();
+        async move {
+            clusters
+                .patch(
+                    "demo",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"workers": {"replicas": replicas}}})),
+                )
+                .await
+                .expect("scale the workers")
+        }
+    };
+
+    // 5 → 3: the operator asks PD to drain the two leaving workers. It is
+    // killed mid-drain, and the scale-down is reversed while it is away.
+    set_workers(3).await;
+    wait_for("the drain to start", limit, || async {
+        let status = clusters.get("demo").await.ok()?.status?;
+        (status.observed_generation == Some(2) && !status.workers?.draining.is_empty())
+            .then_some(())
+    })
+    .await;
+    operator.kill();
+    let workers = pd_workers(&pd).await.expect("PD answers");
+    for leaving in ["demo-worker-3", "demo-worker-4"] {
+        assert_eq!(
+            workers.get(leaving).map(|(state, _)| *state),
+            Some(RegisteredState::Draining),
+            "{workers:?}"
+        );
+    }
+    assert_eq!(
+        worker_replicas(&sets.get("demo-worker").await.expect("workers")),
+        5,
+        "nothing shrinks before PD has drained"
+    );
+    set_workers(5).await;
+    let mut operator = start_operator("operator-b");
+    wait_for("the drains cancelled in PD", limit, || async {
+        let workers = pd_workers(&pd).await?;
+        let status = clusters.get("demo").await.ok()?.status?;
+        (workers.len() == 5
+            && workers
+                .values()
+                .all(|(state, _)| *state == RegisteredState::Up)
+            && status.observed_generation == Some(3)
+            && status.workers?.draining.is_empty())
+        .then_some(())
+    })
+    .await;
+    assert_eq!(
+        worker_replicas(&sets.get("demo-worker").await.expect("workers")),
+        5
+    );
+
+    // 5 → 3 to the end: the StatefulSet shrinks only once PD has moved
+    // every replica off the leaving workers, then they leave PD.
+    set_workers(3).await;
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let replicas = worker_replicas(&sets.get("demo-worker").await.expect("workers"));
+        if let Some(workers) = pd_workers(&pd).await {
+            if replicas < 5 {
+                for leaving in ["demo-worker-3", "demo-worker-4"] {
+                    if let Some((_, held)) = workers.get(leaving) {
+                        assert_eq!(
+                            *held, 0,
+                            "the StatefulSet shrank under {leaving}: {workers:?}"
+                        );
+                    }
+                }
+            }
+            let names: Vec<&str> = workers.keys().map(String::as_str).collect();
+            if replicas == 3 && names == ["demo-worker-0", "demo-worker-1", "demo-worker-2"] {
+                break;
+            }
+        }
+        // The kubelet stops the pods the StatefulSet no longer has.
+        local.follow(replicas);
+        assert!(
+            Instant::now() < deadline,
+            "the scale-down did not finish: {:?}\n{}",
+            pd_workers(&pd).await,
+            local.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    wait_for("every shard whole on the three", limit, || async {
+        let info = pd.collection("docs").await.ok()??;
+        let held: u32 = pd_workers(&pd).await?.values().map(|(_, r)| r).sum();
+        (info.shards_ready == 4 && held == 12).then_some(())
+    })
+    .await;
+
+    // PD down: only the PD-facing steps wait; an image change rolls out.
+    local.stop_pd();
+    clusters
+        .patch(
+            "demo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"image": "ghcr.io/vectron/vectron:0.1.1"}})),
+        )
+        .await
+        .expect("change the image");
+    wait_for("PdUnreachable while the image rolls out", limit, || async {
+        let cluster = clusters.get("demo").await.ok()?;
+        let (status, _) = condition(&cluster, "PdUnreachable")?;
+        let image = image_of(&sets.get("demo-worker").await.ok()?)?;
+        (status == "True" && image.ends_with(":0.1.1")).then_some(())
+    })
+    .await;
+    local.start_pd();
+    wait_for("PD answering again", limit, || async {
+        let cluster = clusters.get("demo").await.ok()?;
+        let (status, _) = condition(&cluster, "PdUnreachable")?;
+        (status == "False").then_some(())
+    })
+    .await;
+
+    // Behind a LoadBalancer clients come from outside the cluster, which
+    // no namespace selector matches: the gateway's policy admits its API
+    // ports from every source.
+    clusters
+        .patch(
+            "demo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"gateway": {"service": {"type": "LoadBalancer"}}}})),
+        )
+        .await
+        .expect("expose the gateway");
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), "search");
+    wait_for(
+        "the gateway's API ports open to every source",
+        limit,
+        || async {
+            let rules = policies.get("demo-gateway").await.ok()?.spec?.ingress?;
+            rules
+                .iter()
+                .any(|rule| {
+                    rule.from.is_none()
+                        && rule.ports.iter().flatten().any(|p| {
+                            p.port
+                                == Some(
+                                    k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(
+                                        7333,
+                                    ),
+                                )
+                        })
+                })
+                .then_some(())
+        },
+    )
+    .await;
+
+    let log = std::fs::read_to_string(dir.path().join("operator-b.log")).unwrap_or_default();
+    assert!(
+        operator.running(),
+        "the operator exited:\n{log}\n{}",
+        local.logs()
+    );
+    assert!(!log.contains("forbidden"), "RBAC refused something:\n{log}");
 }
