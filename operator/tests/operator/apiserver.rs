@@ -1191,6 +1191,63 @@ async fn pd_facing_steps_drive_real_pd_and_worker_processes() {
     })
     .await;
 
+    // Fewer workers than the collection's replication factor could never
+    // finish draining: refused, naming the field, and nothing shrinks.
+    set_workers(2).await;
+    let refusal = wait_for(
+        "workers below the replication factor refused",
+        limit,
+        || async {
+            let cluster = clusters.get("demo").await.ok()?;
+            let degraded = cluster.status?.conditions.into_iter().find(|c| {
+                c.type_ == "Degraded" && c.status == "True" && c.reason == "InvalidSpec"
+            })?;
+            Some(degraded.message)
+        },
+    )
+    .await;
+    assert!(
+        refusal.contains("workers.replicas") && refusal.contains("docs"),
+        "{refusal}"
+    );
+    assert_eq!(
+        worker_replicas(&sets.get("demo-worker").await.expect("workers")),
+        3
+    );
+    assert_eq!(pd_workers(&pd).await.map(|w| w.len()), Some(3));
+    set_workers(3).await;
+
+    // One PD member: no budget that would block every node drain. The
+    // workers take their zone from their node's label (the server accepts
+    // the downward-API reference).
+    assert!(
+        Api::<PodDisruptionBudget>::namespaced(client.clone(), "search")
+            .get_opt("demo-pd")
+            .await
+            .expect("budgets")
+            .is_none()
+    );
+    let template = sets
+        .get("demo-worker")
+        .await
+        .expect("workers")
+        .spec
+        .expect("spec")
+        .template;
+    let env = template.spec.expect("pod").containers[0]
+        .env
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        env.iter().any(|e| e.name == "VECTRON_ZONE"
+            && e.value_from
+                .as_ref()
+                .and_then(|v| v.field_ref.as_ref())
+                .map(|f| f.field_path.as_str())
+                == Some("metadata.labels['topology.kubernetes.io/zone']")),
+        "{env:?}"
+    );
+
     // PD down: only the PD-facing steps wait; an image change rolls out.
     local.stop_pd();
     clusters
