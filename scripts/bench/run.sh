@@ -34,6 +34,16 @@ cleanup() {
   dev_pid=""; data=""
 }
 trap cleanup EXIT
+# Waits (at most 2 minutes) for a gateway on loopback PORT to be ready;
+# shows LOG and stops the run when it is not.
+wait_ready() {
+  local port="$1" log="$2" what="$3"
+  for _ in $(seq 1 240); do
+    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  echo "$what did not become ready:" >&2; cat "$log" >&2; exit 1
+}
 
 first=1
 for mode in $modes; do
@@ -46,12 +56,7 @@ for mode in $modes; do
   "$vectron" "${internal[@]}" dev --data-dir "$data" --http-addr "127.0.0.1:$http" --grpc-addr "127.0.0.1:$grpc" \
     --rate-limit 1000000000 >"$log" 2>&1 &
   dev_pid=$!
-  ready=""
-  for _ in $(seq 1 120); do
-    if curl -fsS "http://127.0.0.1:$http/readyz" >/dev/null 2>&1; then ready=1; break; fi
-    sleep 0.5
-  done
-  [ -n "$ready" ] || { echo "vectron dev did not become ready:" >&2; cat "$log" >&2; exit 1; }
+  wait_ready "$http" "$log" "vectron dev"
   pd="127.0.0.1:$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["pd"])' "$data/dev-ports.json")"
 
   echo "== vectron bench (internal traffic: $mode)"
@@ -70,3 +75,22 @@ for mode in $modes; do
   cleanup
   first=""
 done
+
+# Ingest at replication factor 3 on a real multi-process cluster: a
+# `vectron playground` (3 PD nodes, 3 workers, gateway, each its own
+# process) over REST. BENCH_PLAYGROUND=0 skips it.
+if [ "${BENCH_PLAYGROUND:-1}" != 0 ]; then
+  data="$(mktemp -d)"
+  base=$(( 20000 + RANDOM % 20000 ))
+  internal=()
+  [ "${BENCH_INTERNAL:-mtls}" = plaintext ] && internal=(--insecure-internal)
+  VECTRON_RATE_LIMIT=0 VECTRON_ADDRESS_RATE_LIMIT=0 \
+    "$vectron" "${internal[@]}" playground --workers 3 --base-port "$base" --data-dir "$data/cluster" \
+    >"$data/playground.log" 2>&1 &
+  dev_pid=$!
+  wait_ready "$base" "$data/playground.log" "vectron playground"
+  echo "== vectron bench: playground, 3 workers, replication factor 3"
+  "$vectron" bench --dataset "$dataset" --target "rest=http://127.0.0.1:$base" \
+    --replication-factor 3 --ef 64 --threads 1,2 --json "$out/vectron-playground-rf3.json"
+  cleanup
+fi
