@@ -51,18 +51,28 @@ impl Traffic {
                 let batch: Vec<Point> = (next..next + 50)
                     .map(|i| Point::new(i, vector(i)).with_payload(json!({"i": i})))
                     .collect();
-                match client.upsert("pg", &batch).await {
-                    Ok(50) => {
-                        a.store(next + 50, Ordering::SeqCst);
-                    }
-                    Ok(n) => panic!("upsert of 50 points acknowledged {n}"),
-                    Err(e) => {
-                        f.fetch_add(1, Ordering::SeqCst);
-                        eprintln!("traffic: upsert failed (will retry): {e}");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        continue;
+                // A failed upsert may still have been applied (a 503 after
+                // the leader moved mid-write is an unknown outcome, not a
+                // refusal), so the batch is retried until acknowledged
+                // before stop is looked at again: the acknowledged range is
+                // then exactly what is stored.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+                loop {
+                    match client.upsert("pg", &batch).await {
+                        Ok(50) => break,
+                        Ok(n) => panic!("upsert of 50 points acknowledged {n}"),
+                        Err(e) => {
+                            f.fetch_add(1, Ordering::SeqCst);
+                            eprintln!("traffic: upsert failed (will retry): {e}");
+                            assert!(
+                                tokio::time::Instant::now() < deadline,
+                                "ids {next}.. not acknowledged within 180 s: {e}"
+                            );
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
                     }
                 }
+                a.store(next + 50, Ordering::SeqCst);
                 match client
                     .search("pg", &json!({"vector": vector(next), "top_k": 5}))
                     .await
