@@ -1,17 +1,15 @@
 //! Distance functions and scores of the three collection metrics. Scores are
 //! what the API returns: cosine and dot are similarities (higher is better),
-//! l2 is the squared Euclidean distance (lower is better). The HNSW graph needs
-//! non-negative distances where lower is closer, so each metric also maps to a
-//! graph distance: cosine indexes unit vectors under `1 - dot`; l2 uses the
-//! squared distance; dot uses the inner product shifted by the segment's
-//! squared norm bound. The arithmetic itself is in [`kernels`], picked for
-//! the CPU at run time. No I/O.
+//! l2 is the squared Euclidean distance (lower is better). The HNSW graph
+//! orders points by squared l2, or by the negated dot product for cosine
+//! (unit vectors) and dot (see `index::segment::walk_distance`). The
+//! arithmetic itself is in [`kernels`], picked for the CPU at run time.
+//! hnsw_rs's forms of the same distances (non-negative, for the baseline the
+//! tests compare against) are in [`hnsw_rs_forms`]. No I/O.
 
 pub mod kernels;
 
 use std::cmp::Ordering;
-
-use hnsw_rs::anndists::dist::Distance;
 
 /// Distance function of a collection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -80,56 +78,68 @@ impl Metric {
     }
 }
 
-/// `1 - dot` of unit vectors, clamped at zero against rounding.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct UnitCosineDistance;
+#[cfg(test)]
+pub mod hnsw_rs_forms {
+    //! The metrics as hnsw_rs distances (non-negative, lower is closer), for
+    //! the tests that hold Vectron's graph to hnsw_rs's recall.
 
-impl Distance<f32> for UnitCosineDistance {
-    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
-        (1.0 - dot(a, b)).max(0.0)
+    use hnsw_rs::anndists::dist::Distance;
+
+    use super::{dot, squared_l2};
+
+    /// `1 - dot` of unit vectors, clamped at zero against rounding.
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct UnitCosineDistance;
+
+    impl Distance<f32> for UnitCosineDistance {
+        fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+            (1.0 - dot(a, b)).max(0.0)
+        }
     }
-}
 
-/// Squared Euclidean distance.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SquaredL2Distance;
+    /// Squared Euclidean distance.
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct SquaredL2Distance;
 
-impl Distance<f32> for SquaredL2Distance {
-    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
-        squared_l2(a, b)
+    impl Distance<f32> for SquaredL2Distance {
+        fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+            squared_l2(a, b)
+        }
     }
-}
 
-/// Inner product as a non-negative distance: `c - a·b`, with `c` the square
-/// of the largest norm the graph accepts, so `a·b <= c` for any two indexed
-/// points (Cauchy–Schwarz). Queries are scaled to that norm before searching,
-/// which keeps their distances non-negative too and does not change
-/// inner-product order.
-#[derive(Debug, Clone, Copy)]
-pub struct ShiftedDotDistance {
-    /// The shift, `max_norm²`.
-    pub c: f32,
-}
-
-impl Distance<f32> for ShiftedDotDistance {
-    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
-        (self.c - dot(a, b)).max(0.0)
+    /// Inner product as a non-negative distance: `c - a·b`, with `c` the square
+    /// of the largest norm the graph accepts, so `a·b <= c` for any two indexed
+    /// points (Cauchy–Schwarz). Queries are scaled to that norm before searching,
+    /// which keeps their distances non-negative too and does not change
+    /// inner-product order.
+    #[derive(Debug, Clone, Copy)]
+    pub struct ShiftedDotDistance {
+        /// The shift, `max_norm²`.
+        pub c: f32,
     }
-}
 
-/// `q` scaled to norm `target` (the zero vector stays zero).
-pub fn scaled_to(q: &[f32], target: f32) -> Vec<f32> {
-    let norm = dot(q, q).sqrt();
-    if norm == 0.0 {
-        q.to_vec()
-    } else {
-        q.iter().map(|x| x * target / norm).collect()
+    impl Distance<f32> for ShiftedDotDistance {
+        fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+            (self.c - dot(a, b)).max(0.0)
+        }
+    }
+
+    /// `q` scaled to norm `target` (the zero vector stays zero).
+    pub fn scaled_to(q: &[f32], target: f32) -> Vec<f32> {
+        let norm = dot(q, q).sqrt();
+        if norm == 0.0 {
+            q.to_vec()
+        } else {
+            q.iter().map(|x| x * target / norm).collect()
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::hnsw_rs_forms::*;
     use super::*;
+    use hnsw_rs::anndists::dist::Distance;
 
     #[test]
     fn scores_and_order() {

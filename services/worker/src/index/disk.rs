@@ -1,7 +1,8 @@
 //! Segment dumps on disk, so a restarted worker loads its graphs instead of
 //! rebuilding them. Each shard has a directory holding one directory per
-//! dumped segment (`seg-<id>-<points>/`: hnsw_rs's graph and data files, the
-//! key of every offset and a small JSON description) and a `manifest.json`
+//! dumped segment (`seg-<id>-<points>/`: the graph file (see
+//! [`super::graph_file`]), the key of every offset and a small JSON
+//! description) and a `manifest.json`
 //! naming the dumps that make up the index, oldest first. Every file is
 //! fsynced and renamed into place, and the manifest is replaced last, so a
 //! crash leaves either the old or the new set.
@@ -13,28 +14,29 @@
 //! points only (those in its graph); whoever dumps holds the index's build
 //! gate so no builder adds to the graph while it is written, and a graph
 //! whose point count differs from its description is refused on load. Any
-//! problem with a dump is reported and the caller rebuilds from RocksDB.
+//! problem with a dump (including one of an older format, such as the
+//! hnsw_rs files of format 1) is reported and the caller rebuilds from
+//! RocksDB.
 //! Does file I/O.
 
 use std::fs::{self, File};
 use std::io::Write;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hnsw_rs::prelude::{AnnT, Hnsw, HnswIo};
 use serde::{Deserialize, Serialize};
 
-use super::segment::{Graph, HnswParams, Segment};
-use crate::distance::{Metric, ShiftedDotDistance, SquaredL2Distance, UnitCosineDistance};
+use super::graph_file;
+use super::segment::{Graph, HnswParams, Segment, walk_distance};
+use crate::distance::Metric;
 
-/// On-disk format version of a segment dump and of the manifest.
-const FORMAT: u32 = 1;
+/// On-disk format version of a segment dump and of the manifest. Format 1
+/// held hnsw_rs's files; 2 holds Vectron's own graph file.
+const FORMAT: u32 = 2;
 const MANIFEST: &str = "manifest.json";
 const META: &str = "segment.json";
 const KEYS: &str = "keys.bin";
-/// hnsw_rs appends `.hnsw.graph` / `.hnsw.data` to this.
-const GRAPH_BASENAME: &str = "graph";
+const GRAPH: &str = "graph.bin";
 
 /// Why a dump could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -164,57 +166,24 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), DiskError> {
     file.sync_all().map_err(io(path))
 }
 
-fn dump_graph(graph: &Graph, dir: &Path) -> Result<(), DiskError> {
-    let dumped = catch_unwind(AssertUnwindSafe(|| match graph {
-        Graph::Cosine(h) => h.file_dump(dir, GRAPH_BASENAME),
-        Graph::L2(h) => h.file_dump(dir, GRAPH_BASENAME),
-        Graph::Dot(h) => h.file_dump(dir, GRAPH_BASENAME),
-    }));
-    match dumped {
-        Ok(Ok(name)) if name == GRAPH_BASENAME => Ok(()),
-        Ok(Ok(name)) => Err(invalid(dir, format!("hnsw_rs dumped under {name}"))),
-        Ok(Err(e)) => Err(invalid(dir, format!("hnsw_rs dump failed: {e}"))),
-        Err(_) => Err(invalid(dir, "hnsw_rs dump panicked")),
-    }
+fn dump_graph(graph: &Graph, points: usize, dir: &Path) -> Result<(), DiskError> {
+    let path = dir.join(GRAPH);
+    let file = File::create(&path).map_err(io(&path))?;
+    graph_file::write(graph, points, &file).map_err(io(&path))?;
+    file.sync_all().map_err(io(&path))
 }
 
-/// Loads one graph. hnsw_rs ties a loaded graph's lifetime to its loader;
-/// without memory mapping nothing is actually borrowed, so the loader (a
-/// path and a few counters) is leaked to obtain a graph that lives as long
-/// as the index needs.
-fn load_graph(dir: &Path, meta: &SegmentMeta) -> Result<Graph, DiskError> {
-    let loader: &'static HnswIo = Box::leak(Box::new(HnswIo::new(dir, GRAPH_BASENAME)));
-    let loaded = catch_unwind(AssertUnwindSafe(|| -> anyhow::Result<Graph> {
-        fn tune<D: hnsw_rs::prelude::Distance<f32> + Send + Sync>(
-            mut h: Hnsw<'static, f32, D>,
-        ) -> Hnsw<'static, f32, D> {
-            // Match a freshly built graph for inserts made after loading.
-            h.set_extend_candidates(false);
-            h
-        }
-        Ok(match meta.metric {
-            Metric::Cosine => Graph::Cosine(tune(loader.load_hnsw_with_dist(UnitCosineDistance)?)),
-            Metric::L2 => Graph::L2(tune(loader.load_hnsw_with_dist(SquaredL2Distance)?)),
-            Metric::Dot => Graph::Dot(tune(loader.load_hnsw_with_dist(ShiftedDotDistance {
-                c: meta.max_norm * meta.max_norm,
-            })?)),
-        })
-    }));
-    let graph = match loaded {
-        Ok(Ok(graph)) => graph,
-        Ok(Err(e)) => return Err(invalid(dir, format!("hnsw_rs load failed: {e}"))),
-        Err(_) => return Err(invalid(dir, "hnsw_rs load panicked")),
-    };
-    let points = match &graph {
-        Graph::Cosine(h) => h.get_nb_point(),
-        Graph::L2(h) => h.get_nb_point(),
-        Graph::Dot(h) => h.get_nb_point(),
-    };
-    if points != meta.points {
+fn load_graph(dir: &Path, meta: &SegmentMeta, params: HnswParams) -> Result<Graph, DiskError> {
+    let path = dir.join(GRAPH);
+    let bytes = fs::read(&path).map_err(io(&path))?;
+    let graph = graph_file::read(&bytes, walk_distance(meta.metric), params, meta.id)
+        .map_err(|message| invalid(&path, message))?;
+    if graph.len() != meta.points {
         return Err(invalid(
-            dir,
+            &path,
             format!(
-                "graph holds {points} points, description says {}",
+                "graph holds {} points, description says {}",
+                graph.len(),
                 meta.points
             ),
         ));
@@ -243,10 +212,7 @@ impl IndexDir {
             fs::remove_dir_all(&staging).map_err(io(&staging))?;
         }
         fs::create_dir_all(&staging).map_err(io(&staging))?;
-        dump_graph(&image.graph, &staging)?;
-        for suffix in ["hnsw.graph", "hnsw.data"] {
-            sync_file(&staging.join(format!("{GRAPH_BASENAME}.{suffix}")))?;
-        }
+        dump_graph(&image.graph, image.meta.points, &staging)?;
         let keys: Vec<u8> = image.keys.iter().flat_map(|k| k.to_le_bytes()).collect();
         write_synced(&staging.join(KEYS), &keys)?;
         // Half a dump on disk, not yet renamed into place.
@@ -349,7 +315,7 @@ impl IndexDir {
             .chunks_exact(8)
             .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
             .collect();
-        let graph = load_graph(dir, &meta)?;
+        let graph = load_graph(dir, &meta, params)?;
         Ok(Segment::from_loaded(
             meta.id,
             metric,

@@ -1,17 +1,15 @@
-//! A read-only copy of an hnsw_rs graph in a compact layout made for
+//! A read-only copy of a segment's [`Graph`] in a compact layout made for
 //! searching: neighbour lists as `u32` offsets in fixed-stride arrays (one
 //! for layer 0, one for the few nodes of the upper layers), and the entry
-//! point. hnsw_rs keeps building the graph (and its dumps stay the on-disk
-//! format); searches walk this copy instead, with no locks, reference counts
-//! or allocations per visited node.
+//! point. The builder keeps growing the graph; searches walk this copy
+//! instead, with no locks or allocations per visited node.
 //!
 //! A copy covers the first `len` offsets of its segment. It can be taken
-//! while hnsw_rs goes on inserting: links to offsets at or past `len` are
+//! while the builder goes on inserting: links to offsets at or past `len` are
 //! dropped, so the copy is a consistent graph over its prefix, and the
 //! segment scans the newer points exactly until it takes the next copy.
 
-use hnsw_rs::anndists::dist::Distance;
-use hnsw_rs::prelude::Hnsw;
+use super::graph::Graph;
 
 /// Marks a node with no upper-layer links.
 const NO_UPPER: u32 = u32::MAX;
@@ -82,65 +80,20 @@ impl FrozenGraph {
         (self.base.len() + self.upper_start.len() + self.upper.len()) * std::mem::size_of::<u32>()
     }
 
-    /// Copies the part of `graph` over offsets `0..len` (hnsw_rs data ids
-    /// are segment offsets). `None` when no such node is in the graph yet.
-    pub fn copy_of<D: Distance<f32> + Send + Sync>(
-        graph: &Hnsw<'static, f32, D>,
-        len: usize,
-    ) -> Option<Self> {
-        // Take the node handles one layer at a time, then read each node's
-        // links under its own lock only, so inserts are held up for no
-        // longer than one layer's handle copy. Never through
-        // `PointIndexation`'s own iterator: it takes the layer lock a second
-        // time while holding it, which deadlocks against an insert queued
-        // for that lock in between (parking_lot read locks are not
-        // recursive).
-        let layers = usize::from(graph.get_max_level_observed()) + 1;
-        let indexation = graph.get_point_indexation();
-        let mut points = Vec::new();
-        for layer in 0..layers.min(graph.get_max_level()) {
-            if indexation.get_layer_nb_point(layer) > 0 {
-                points.extend(indexation.get_layer_iterator(layer));
-            }
-        }
-        let mut levels = vec![None::<usize>; len];
+    /// Copies the part of `graph` over offsets `0..len`. `None` when no such
+    /// node is in the graph yet.
+    pub fn copy_of(graph: &Graph, len: usize) -> Option<Self> {
+        let len = len.min(graph.len());
         let mut links: Vec<Vec<Vec<u32>>> = vec![Vec::new(); len];
         let (mut base_most, mut upper_most) = (0usize, 0usize);
-        for point in &points {
-            let offset = point.get_origin_id();
-            if offset >= len {
-                continue;
-            }
-            let level = point.get_point_id().0 as usize;
-            let layers: Vec<Vec<u32>> = point
-                .get_neighborhood_id()
-                .into_iter()
-                .take(level + 1)
-                .map(|layer| {
-                    layer
-                        .iter()
-                        .map(|n| n.d_id)
-                        .filter(|&id| id < len)
-                        .map(|id| id as u32)
-                        .collect()
-                })
-                .collect();
-            base_most = base_most.max(layers.first().map_or(0, Vec::len));
-            for layer in layers.iter().skip(1) {
+        let entry = graph.read_prefix(len, |offset, node| {
+            base_most = base_most.max(node.links.first().map_or(0, Vec::len));
+            for layer in node.links.iter().skip(1) {
                 upper_most = upper_most.max(layer.len());
             }
-            levels[offset] = Some(level);
-            links[offset] = layers;
-        }
-        // The entry: the first node on the highest layer present.
-        let (entry, top_level) = levels
-            .iter()
-            .enumerate()
-            .filter_map(|(offset, level)| level.map(|l| (offset, l)))
-            .fold(None::<(usize, usize)>, |best, (offset, level)| match best {
-                Some((_, top)) if top >= level => best,
-                _ => Some((offset, level)),
-            })?;
+            links[offset] = node.links.to_vec();
+        })?;
+        let (entry, top_level) = (entry.node as usize, entry.level);
 
         let base_stride = 1 + base_most;
         let upper_stride = 1 + upper_most;
@@ -182,10 +135,10 @@ mod tests {
     use std::sync::mpsc;
     use std::time::Duration;
 
-    use hnsw_rs::prelude::Hnsw;
-
     use super::FrozenGraph;
-    use crate::distance::SquaredL2Distance;
+    use crate::index::graph::Graph;
+    use crate::index::segment::HnswParams;
+    use crate::index::walk::WalkDistance;
 
     fn vector(i: usize) -> Vec<f32> {
         (0..8)
@@ -193,31 +146,35 @@ mod tests {
             .collect()
     }
 
-    /// Copies are taken while inserts run (upkeep does so without the index
-    /// lock). hnsw_rs's own point iterator re-takes the layer lock it holds,
-    /// which deadlocks once an insert queues for that lock in between; the
-    /// copy must finish however the two interleave.
+    fn insert(graph: &Graph, range: std::ops::Range<usize>) {
+        let vectors: Vec<Vec<f32>> = range.map(vector).collect();
+        let refs: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
+        graph.insert_batch(&refs);
+    }
+
+    /// Copies are taken while batches are linked (upkeep does so without the
+    /// index lock); each copy must finish, whatever the interleaving, and
+    /// cover a growing prefix.
     #[test]
     fn copies_taken_during_inserts_finish() {
-        let graph = Arc::new(Hnsw::<f32, SquaredL2Distance>::new(
-            8,
-            20_000,
-            16,
-            32,
-            SquaredL2Distance,
+        let graph = Arc::new(Graph::new(
+            WalkDistance::SquaredL2,
+            HnswParams {
+                m: 8,
+                ef_construction: 32,
+            },
+            1,
         ));
-        for i in 0..200 {
-            graph.insert_slice((&vector(i), i));
-        }
+        insert(&graph, 0..200);
         let done = Arc::new(AtomicBool::new(false));
         let inserter = {
             let (graph, done) = (graph.clone(), done.clone());
             std::thread::spawn(move || {
-                for i in 200..20_000 {
+                for start in (200..20_000).step_by(100) {
                     if done.load(Ordering::SeqCst) {
                         break;
                     }
-                    graph.insert_slice((&vector(i), i));
+                    insert(&graph, start..start + 100);
                 }
             })
         };
@@ -226,7 +183,7 @@ mod tests {
             let graph = graph.clone();
             std::thread::spawn(move || {
                 for _ in 0..300 {
-                    let len = graph.get_nb_point();
+                    let len = graph.len();
                     let copy = FrozenGraph::copy_of(&graph, len).expect("a non-empty graph");
                     if sent.send(copy.len()).is_err() {
                         break;

@@ -22,6 +22,8 @@
 
 pub mod disk;
 pub mod frozen;
+pub mod graph;
+mod graph_file;
 pub mod plan;
 pub mod segment;
 pub mod vectors;
@@ -212,7 +214,7 @@ impl ShardIndex {
         } else {
             1.0
         };
-        Segment::new(self.metric, self.params, self.segment_capacity, max_norm)
+        Segment::new(self.metric, self.params, max_norm)
     }
 
     /// Whether the last segment can take `prepared` (with `pending` more
@@ -464,7 +466,7 @@ impl RebuildPlan {
             .map(|(_, _, v)| distance::dot(v, v).sqrt())
             .fold(0.0f32, f32::max)
             .max(f32::MIN_POSITIVE);
-        let mut segment = Segment::new(self.metric, self.params, self.live.len(), max_norm);
+        let mut segment = Segment::new(self.metric, self.params, max_norm);
         let mut old_offsets = Vec::with_capacity(self.live.len());
         let points = self
             .live

@@ -1,12 +1,12 @@
-//! One HNSW segment: an hnsw_rs graph over the vectors inserted into it, the
+//! One HNSW segment: a [`Graph`] over the vectors inserted into it, the
 //! prepared vectors themselves (contiguous, for the walk, exact scans and
-//! rebuilds), the external key of each offset and a deleted bitmap. hnsw_rs
-//! cannot delete, so a deleted offset stays in the graph and is skipped by
-//! the search. A segment is appendable until sealed; a sealed segment's graph
+//! rebuilds), the external key of each offset and a deleted bitmap. The
+//! graph never unlinks a node, so a deleted offset stays in the graph and is
+//! skipped by the search. A segment is appendable until sealed; a sealed segment's graph
 //! never changes again, so it can be dumped or rebuilt without holding the
 //! index lock.
 //!
-//! hnsw_rs builds the graph; searches walk a [`FrozenGraph`] copy of its
+//! The builder grows the graph; searches walk a [`FrozenGraph`] copy of its
 //! first offsets and scan the newer ones exactly. Points reach a segment in
 //! one of two ways: [`Segment::insert`]/[`Segment::insert_many`] build them
 //! into the graph at once (bulk loads, rebuilds), while [`Segment::append`]
@@ -21,12 +21,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use hnsw_rs::prelude::Hnsw;
-
 use super::frozen::FrozenGraph;
+pub use super::graph::Graph;
 use super::vectors::VectorStore;
 use super::walk::{self, WalkDistance};
-use crate::distance::{self, Metric, ShiftedDotDistance, SquaredL2Distance, UnitCosineDistance};
+use crate::distance::{self, Metric};
 
 /// The most points a segment scans exactly beside its frozen copy before an
 /// insert takes a new copy itself.
@@ -41,14 +40,13 @@ pub struct HnswParams {
     pub ef_construction: usize,
 }
 
-/// Most graph layers; hnsw_rs caps it at 16.
-const MAX_LAYERS: usize = 16;
-
-/// The graph, typed by the distance it was built with.
-pub enum Graph {
-    Cosine(Hnsw<'static, f32, UnitCosineDistance>),
-    L2(Hnsw<'static, f32, SquaredL2Distance>),
-    Dot(Hnsw<'static, f32, ShiftedDotDistance>),
+/// The order the graph and the walk put points in for `metric`: squared l2,
+/// or the negated dot product (cosine vectors are unit length).
+pub fn walk_distance(metric: Metric) -> WalkDistance {
+    match metric {
+        Metric::L2 => WalkDistance::SquaredL2,
+        Metric::Cosine | Metric::Dot => WalkDistance::NegatedDot,
+    }
 }
 
 /// A name for a new segment, unique on this worker across restarts (it names
@@ -70,7 +68,7 @@ pub struct Segment {
     metric: Metric,
     params: HnswParams,
     graph: Arc<Graph>,
-    /// Offsets below this are in the hnsw_rs graph.
+    /// Offsets below this are in the graph.
     built: usize,
     sealed: bool,
     /// Points the last dump of this segment held (0: never dumped).
@@ -88,37 +86,12 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// An empty segment expecting about `capacity` points. For dot, `max_norm`
-    /// bounds the norms it accepts.
-    pub fn new(metric: Metric, params: HnswParams, capacity: usize, max_norm: f32) -> Self {
-        let capacity = capacity.max(1024);
-        let graph = match metric {
-            Metric::Cosine => Graph::Cosine(Hnsw::new(
-                params.m,
-                capacity,
-                MAX_LAYERS,
-                params.ef_construction,
-                UnitCosineDistance,
-            )),
-            Metric::L2 => Graph::L2(Hnsw::new(
-                params.m,
-                capacity,
-                MAX_LAYERS,
-                params.ef_construction,
-                SquaredL2Distance,
-            )),
-            Metric::Dot => Graph::Dot(Hnsw::new(
-                params.m,
-                capacity,
-                MAX_LAYERS,
-                params.ef_construction,
-                ShiftedDotDistance {
-                    c: max_norm * max_norm,
-                },
-            )),
-        };
+    /// An empty segment. For dot, `max_norm` bounds the norms it accepts.
+    pub fn new(metric: Metric, params: HnswParams, max_norm: f32) -> Self {
+        let id = next_segment_id();
+        let graph = Graph::new(walk_distance(metric), params, id);
         Self {
-            id: next_segment_id(),
+            id,
             metric,
             params,
             graph: Arc::new(graph),
@@ -338,11 +311,7 @@ impl Segment {
             return self.append(key, &prepared);
         }
         let offset = self.vectors.len();
-        match self.graph.as_ref() {
-            Graph::Cosine(h) => h.insert_slice((&prepared, offset)),
-            Graph::L2(h) => h.insert_slice((&prepared, offset)),
-            Graph::Dot(h) => h.insert_slice((&prepared, offset)),
-        }
+        self.graph.insert_batch(&[&prepared]);
         self.push(key, &prepared);
         self.built = self.len();
         if self.unfrozen() >= MAX_UNFROZEN {
@@ -362,16 +331,8 @@ impl Segment {
             return first;
         }
         {
-            let batch: Vec<(&[f32], usize)> = points
-                .iter()
-                .enumerate()
-                .map(|(i, (_, v))| (v.as_slice(), first + i))
-                .collect();
-            match self.graph.as_ref() {
-                Graph::Cosine(h) => h.parallel_insert_slice(&batch),
-                Graph::L2(h) => h.parallel_insert_slice(&batch),
-                Graph::Dot(h) => h.parallel_insert_slice(&batch),
-            }
+            let batch: Vec<&[f32]> = points.iter().map(|(_, v)| v.as_slice()).collect();
+            self.graph.insert_batch(&batch);
         }
         for (key, prepared) in points {
             self.push(key, &prepared);
@@ -464,10 +425,7 @@ impl Segment {
         if k == 0 || self.live == 0 {
             return Vec::new();
         }
-        let distance = match self.metric {
-            Metric::L2 => WalkDistance::SquaredL2,
-            Metric::Cosine | Metric::Dot => WalkDistance::NegatedDot,
-        };
+        let distance = walk_distance(self.metric);
         let wanted = |offset: usize| {
             !self.deleted[offset] && accept.is_none_or(|accept| accept(self.keys[offset]))
         };
@@ -530,14 +488,10 @@ pub struct FreezePlan {
 }
 
 impl FreezePlan {
-    /// Copies the graph; needs no lock on the index (hnsw_rs may go on
+    /// Copies the graph; needs no lock on the index (the builder may go on
     /// inserting meanwhile).
     pub fn copy(self) -> FrozenCopy {
-        let graph = match self.graph.as_ref() {
-            Graph::Cosine(h) => FrozenGraph::copy_of(h, self.len),
-            Graph::L2(h) => FrozenGraph::copy_of(h, self.len),
-            Graph::Dot(h) => FrozenGraph::copy_of(h, self.len),
-        };
+        let graph = FrozenGraph::copy_of(&self.graph, self.len);
         FrozenCopy {
             segment: self.segment,
             graph,
@@ -574,17 +528,8 @@ impl SegmentBuild {
     /// the index (searches walk the frozen copy, not the graph). Callers
     /// build one plan of a segment at a time (see the index's build gate).
     pub fn run(self) -> BuiltRange {
-        let batch: Vec<(&[f32], usize)> = self
-            .vectors
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (v.as_slice(), self.first + i))
-            .collect();
-        match self.graph.as_ref() {
-            Graph::Cosine(h) => h.parallel_insert_slice(&batch),
-            Graph::L2(h) => h.parallel_insert_slice(&batch),
-            Graph::Dot(h) => h.parallel_insert_slice(&batch),
-        }
+        let batch: Vec<&[f32]> = self.vectors.iter().map(Vec::as_slice).collect();
+        self.graph.insert_batch(&batch);
         BuiltRange {
             segment: self.segment,
             first: self.first,

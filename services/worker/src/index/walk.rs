@@ -1,8 +1,7 @@
 //! HNSW search over a [`FrozenGraph`]: greedy descent through the upper
 //! layers, then a best-first walk of layer 0 with `ef` candidates. The walk
 //! distance is lower-is-closer: squared l2 for l2, the negated dot product
-//! for cosine (unit vectors) and dot, which orders points as hnsw_rs's graph
-//! distances do. Nodes the caller does not accept (deleted, filtered out)
+//! for cosine (unit vectors) and dot, the order the graph was built in. Nodes the caller does not accept (deleted, filtered out)
 //! are walked through but never returned; with no such nodes the walk takes
 //! a path with no acceptance check at all.
 //!
@@ -29,7 +28,7 @@ pub enum WalkDistance {
 
 impl WalkDistance {
     #[inline]
-    fn eval(self, kernels: &kernels::Kernels, query: &[f32], point: &[f32]) -> f32 {
+    pub(super) fn eval(self, kernels: &kernels::Kernels, query: &[f32], point: &[f32]) -> f32 {
         match self {
             WalkDistance::SquaredL2 => (kernels.squared_l2)(query, point),
             WalkDistance::NegatedDot => -(kernels.dot)(query, point),
@@ -39,9 +38,9 @@ impl WalkDistance {
 
 /// A node and its walk distance, ordered by distance (then node).
 #[derive(Debug, Clone, Copy)]
-struct Candidate {
-    distance: f32,
-    node: u32,
+pub(super) struct Candidate {
+    pub(super) distance: f32,
+    pub(super) node: u32,
 }
 
 impl PartialEq for Candidate {
@@ -109,8 +108,9 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
+/// Asks the CPU to start loading `node`'s vector.
 #[inline]
-fn prefetch(vectors: &VectorStore, node: u32) {
+pub(super) fn prefetch(vectors: &VectorStore, node: u32) {
     #[cfg(target_arch = "x86_64")]
     if let Some(ptr) = vectors.row_ptr(node as usize) {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
@@ -198,7 +198,7 @@ fn walk_base(
         Some(farthest) => farthest.distance,
         None => f32::INFINITY,
     };
-    // hnsw_rs keeps at most 2 * m (m <= 256) links per node on layer 0.
+    // The graph keeps at most 2 * m (m <= 256) links per node on layer 0.
     let mut fresh = [0u32; 512];
     while let Some(Reverse(current)) = scratch.frontier.pop() {
         if current.distance > bound && scratch.found.len() >= ef {
