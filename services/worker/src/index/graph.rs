@@ -20,9 +20,10 @@
 //! Concurrency. A batch first appends its vectors and unlinked nodes under
 //! the graph's write lock (a memory copy). It then links them holding only
 //! the read lock, so copies for searching and dumps can read the graph
-//! meanwhile. Each node's links sit behind that node's own mutex. A thread
-//! holds at most one node lock at a time and copies a list out before
-//! measuring it, so locks never nest and nothing deadlocks.
+//! meanwhile. Each node's links change only under that node's own mutex
+//! (layer 0 is read without it; see `Nodes`). A thread holds at most one
+//! node lock at a time and copies a list out before measuring it, so locks
+//! never nest and nothing deadlocks.
 //!
 //! A node of a batch in progress may already be reachable while it has only
 //! some of its links. A reader that wants a consistent graph reads only the
@@ -37,7 +38,7 @@ use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use super::segment::HnswParams;
@@ -48,33 +49,97 @@ use crate::distance::kernels;
 /// The most layers a graph has (top layer index + 1).
 pub const MAX_LAYERS: usize = 16;
 
-/// One node: its top layer and its links on each layer `0..=level`.
+/// One node: its top layer, and its links on layers `1..=level` behind the
+/// mutex that also serialises every change to its layer-0 row.
 struct Node {
     level: u8,
-    links: Mutex<Vec<Vec<u32>>>,
+    upper: Mutex<Vec<Vec<u32>>>,
 }
 
 impl Node {
     fn new(level: usize) -> Self {
         Self {
             level: level as u8,
-            links: Mutex::new(vec![Vec::new(); level + 1]),
+            upper: Mutex::new(vec![Vec::new(); level]),
         }
     }
 
-    /// The links, even if a thread panicked holding them (a list is always
-    /// whole: it is replaced or pushed to, never left half written).
+    /// The upper links (and the right to change the layer-0 row), even if a
+    /// thread panicked holding them: a list is always whole, and a row is
+    /// only ever read through its count.
     fn lock(&self) -> MutexGuard<'_, Vec<Vec<u32>>> {
-        self.links
+        self.upper
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-/// Nodes and their vectors, by offset.
+/// Nodes, their layer-0 rows and their vectors, by offset.
+///
+/// Layer 0 is read for every node a build search expands, so its lists sit
+/// in one flat array, a row of `1 + 2m` words per node (the count, then the
+/// links): a row's address needs no pointer chase and can be prefetched.
+/// Rows change only under their node's mutex and are read without it: the
+/// links are written before the count, and every word ever written names a
+/// node that exists, so a reader racing a change sees a list of real nodes
+/// (perhaps part old, part new), which a build search tolerates. Readers
+/// that need a row to stand still ([`Graph::read_prefix`]) take the mutex.
 struct Nodes {
     vectors: VectorStore,
     nodes: Vec<Node>,
+    base: Vec<AtomicU32>,
+    stride: usize,
+}
+
+impl Nodes {
+    #[inline]
+    fn row(&self, node: u32) -> &[AtomicU32] {
+        let start = node as usize * self.stride;
+        &self.base[start..start + self.stride]
+    }
+
+    /// Copies `node`'s layer-0 links into `out` (no lock).
+    #[inline]
+    fn base_into(&self, node: u32, out: &mut Vec<u32>) {
+        let row = self.row(node);
+        let count = (row[0].load(AtomicOrdering::Acquire) as usize).min(self.stride - 1);
+        out.extend(
+            row[1..=count]
+                .iter()
+                .map(|l| l.load(AtomicOrdering::Relaxed)),
+        );
+    }
+
+    /// Replaces `node`'s layer-0 links; the caller holds the node's mutex.
+    fn set_base(&self, node: u32, links: &[u32]) {
+        let row = self.row(node);
+        let count = links.len().min(self.stride - 1);
+        for (slot, &link) in row[1..=count].iter().zip(links) {
+            slot.store(link, AtomicOrdering::Relaxed);
+        }
+        row[0].store(count as u32, AtomicOrdering::Release);
+    }
+
+    /// Asks the CPU to start loading `node`'s layer-0 row.
+    #[inline]
+    fn prefetch_row(&self, node: u32) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(word) = self.base.get(node as usize * self.stride) {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            // SAFETY: a prefetch is a hint; it never faults or changes memory.
+            unsafe { _mm_prefetch(word.as_ptr() as *const i8, _MM_HINT_T0) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = node;
+    }
+
+    /// Appends a node with no links.
+    fn push(&mut self, vector: &[f32], level: usize) {
+        self.vectors.push(vector);
+        self.nodes.push(Node::new(level));
+        self.base
+            .extend(std::iter::repeat_with(|| AtomicU32::new(0)).take(self.stride));
+    }
 }
 
 /// Where every search starts: a node on the highest layer.
@@ -160,14 +225,17 @@ impl Graph {
             nodes: RwLock::new(Nodes {
                 vectors: VectorStore::new(),
                 nodes: Vec::new(),
+                base: Vec::new(),
+                stride: 1 + 2 * params.m,
             }),
             entry: Mutex::new(None),
         }
     }
 
-    /// A graph read back from a dump: `levels[o]` and `links[o]` of every
-    /// offset, and the vectors it was built over. Links must name offsets
-    /// below `levels.len()`, one list per layer `0..=levels[o]`.
+    /// A graph read back from a dump: the links of every offset, one list
+    /// per layer `0..=level`, and the vectors it was built over. Links must
+    /// name offsets below `links.len()`; lists past a layer's capacity are
+    /// cut to it.
     pub fn from_parts(
         distance: WalkDistance,
         params: HnswParams,
@@ -175,19 +243,38 @@ impl Graph {
         vectors: VectorStore,
         links: Vec<Vec<Vec<u32>>>,
     ) -> Self {
-        let nodes: Vec<Node> = links
-            .into_iter()
-            .map(|layers| Node {
-                level: layers.len().saturating_sub(1) as u8,
-                links: Mutex::new(layers),
-            })
-            .collect();
-        let entry = top_node(nodes.iter().map(|n| n.level as usize));
+        let stride = 1 + 2 * params.m;
+        let mut nodes = Nodes {
+            vectors,
+            nodes: Vec::with_capacity(links.len()),
+            base: Vec::with_capacity(links.len() * stride),
+            stride,
+        };
+        for mut layers in links {
+            let base = if layers.is_empty() {
+                Vec::new()
+            } else {
+                layers.remove(0)
+            };
+            for layer in &mut layers {
+                layer.truncate(params.m);
+            }
+            let node = nodes.nodes.len() as u32;
+            nodes.nodes.push(Node {
+                level: layers.len() as u8,
+                upper: Mutex::new(layers),
+            });
+            nodes
+                .base
+                .extend(std::iter::repeat_with(|| AtomicU32::new(0)).take(stride));
+            nodes.set_base(node, &base);
+        }
+        let entry = top_node(nodes.nodes.iter().map(|n| n.level as usize));
         Self {
             distance,
             params,
             seed,
-            nodes: RwLock::new(Nodes { vectors, nodes }),
+            nodes: RwLock::new(nodes),
             entry: Mutex::new(entry),
         }
     }
@@ -237,9 +324,7 @@ impl Graph {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             let first = nodes.nodes.len();
             for (i, v) in vectors.iter().enumerate() {
-                nodes.vectors.push(v);
-                let level = self.level_of(first + i);
-                nodes.nodes.push(Node::new(level));
+                nodes.push(v, self.level_of(first + i));
             }
             first..nodes.nodes.len()
         };
@@ -258,7 +343,7 @@ impl Graph {
                 for _ in 0..threads {
                     scope.spawn(|| {
                         loop {
-                            let node = next.fetch_add(1, Ordering::Relaxed);
+                            let node = next.fetch_add(1, AtomicOrdering::Relaxed);
                             if node >= range.end {
                                 break;
                             }
@@ -282,11 +367,14 @@ impl Graph {
         let nodes = self.read();
         let len = len.min(nodes.nodes.len());
         let mut kept: Vec<Vec<u32>> = Vec::new();
+        let mut base = Vec::new();
         for (offset, node) in nodes.nodes[..len].iter().enumerate() {
             {
-                let links = node.lock();
+                let upper = node.lock();
+                base.clear();
+                nodes.base_into(offset as u32, &mut base);
                 kept.clear();
-                kept.extend(links.iter().map(|layer| {
+                kept.extend(std::iter::once(&base).chain(upper.iter()).map(|layer| {
                     layer
                         .iter()
                         .copied()
@@ -349,7 +437,13 @@ impl Graph {
                     continue;
                 };
                 let chosen = self.diverse(nodes, &found, self.capacity(layer));
-                nodes.nodes[node as usize].lock()[layer].extend(chosen.iter().map(|c| c.node));
+                let ids: Vec<u32> = chosen.iter().map(|c| c.node).collect();
+                if layer == 0 {
+                    let _guard = nodes.nodes[node as usize].lock();
+                    nodes.set_base(node, &ids);
+                } else if let Some(own) = nodes.nodes[node as usize].lock().get_mut(layer - 1) {
+                    own.extend(ids);
+                }
                 for neighbour in &chosen {
                     self.link_back(nodes, neighbour.node, node, neighbour.distance, layer);
                 }
@@ -370,7 +464,9 @@ impl Graph {
     /// Copies the links of `node` on `layer` into `out`.
     fn links_into(nodes: &Nodes, node: u32, layer: usize, out: &mut Vec<u32>) {
         out.clear();
-        if let Some(list) = nodes.nodes[node as usize].lock().get(layer) {
+        if layer == 0 {
+            nodes.base_into(node, out);
+        } else if let Some(list) = nodes.nodes[node as usize].lock().get(layer - 1) {
             out.extend_from_slice(list);
         }
     }
@@ -429,6 +525,11 @@ impl Graph {
             let bound = scratch.found.peek().map_or(f32::INFINITY, |c| c.distance);
             if current.distance > bound && scratch.found.len() >= ef {
                 break;
+            }
+            if layer == 0
+                && let Some(Reverse(upcoming)) = scratch.frontier.peek()
+            {
+                nodes.prefetch_row(upcoming.node);
             }
             Self::links_into(nodes, current.node, layer, &mut links);
             // Keep the unvisited links, prefetching their vectors, then
@@ -497,31 +598,41 @@ impl Graph {
     /// list keeps its closest links.
     fn link_back(&self, nodes: &Nodes, neighbour: u32, node: u32, distance: f32, layer: usize) {
         let capacity = self.capacity(layer);
-        let mut links = nodes.nodes[neighbour as usize].lock();
-        let Some(list) = links.get_mut(layer) else {
-            return;
+        let mut upper = nodes.nodes[neighbour as usize].lock();
+        let mut row = Vec::new();
+        let list = if layer == 0 {
+            nodes.base_into(neighbour, &mut row);
+            &mut row
+        } else {
+            match upper.get_mut(layer - 1) {
+                Some(list) => list,
+                None => return,
+            }
         };
         if list.contains(&node) {
             return;
         }
         if list.len() < capacity {
             list.push(node);
-            return;
+        } else {
+            let kernels = kernels::active();
+            let own = nodes.vectors.get(neighbour as usize);
+            let mut candidates: Vec<Candidate> = list
+                .iter()
+                .map(|&other| Candidate {
+                    distance: self.measure(kernels, own, nodes.vectors.get(other as usize)),
+                    node: other,
+                })
+                .collect();
+            candidates.push(Candidate { distance, node });
+            candidates.sort();
+            candidates.truncate(capacity);
+            list.clear();
+            list.extend(candidates.iter().map(|c| c.node));
         }
-        let kernels = kernels::active();
-        let own = nodes.vectors.get(neighbour as usize);
-        let mut candidates: Vec<Candidate> = list
-            .iter()
-            .map(|&other| Candidate {
-                distance: self.measure(kernels, own, nodes.vectors.get(other as usize)),
-                node: other,
-            })
-            .collect();
-        candidates.push(Candidate { distance, node });
-        candidates.sort();
-        candidates.truncate(capacity);
-        list.clear();
-        list.extend(candidates.iter().map(|c| c.node));
+        if layer == 0 {
+            nodes.set_base(neighbour, &row);
+        }
     }
 }
 

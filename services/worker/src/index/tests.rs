@@ -326,22 +326,23 @@ fn bulk_upsert_matches_one_by_one_upserts() {
     assert!(r >= 0.95, "recall of a bulk-built index = {r:.3}");
 }
 
-/// Recall@10 of hnsw_rs (the builder Vectron used before its own) over the
-/// same points with the same parameters, built and searched by hnsw_rs: the
-/// bar Vectron's graph and walk must meet.
-fn hnsw_rs_recall(index: &ShardIndex, queries: &[Vec<f32>], ef: usize) -> f64 {
+/// Per `efs` entry, the hits among the true top 10 of each query, found by
+/// hnsw_rs (the builder Vectron used before its own) over the same points
+/// with the same parameters, built once and searched by hnsw_rs: the bar
+/// Vectron's graph and walk must meet.
+fn hnsw_rs_hits(index: &ShardIndex, queries: &[Vec<f32>], efs: &[usize]) -> Vec<Vec<usize>> {
     use crate::distance::hnsw_rs_forms::{
-        ShiftedDotDistance, SquaredL2Distance, UnitCosineDistance,
+        ShiftedDotDistance, SquaredL2Distance, UnitCosineDistance, scaled_to,
     };
     use hnsw_rs::prelude::{Distance, Hnsw};
 
-    fn recall_of<D: Distance<f32> + Send + Sync>(
+    fn hits_of<D: Distance<f32> + Send + Sync>(
         distance: D,
         index: &ShardIndex,
         queries: &[Vec<f32>],
-        ef: usize,
+        efs: &[usize],
         scale: Option<f32>,
-    ) -> f64 {
+    ) -> Vec<Vec<usize>> {
         let segment = &index.segments()[0];
         let points: Vec<(u64, Vec<f32>)> = segment
             .live_points()
@@ -355,42 +356,58 @@ fn hnsw_rs_recall(index: &ShardIndex, queries: &[Vec<f32>], ef: usize) -> f64 {
             .map(|(i, (_, v))| (v.as_slice(), i))
             .collect();
         graph.parallel_insert_slice(&batch);
-        let mut found = 0usize;
-        for q in queries {
-            let mut prepared = index.metric().prepare(q);
-            if let Some(norm) = scale {
-                prepared = crate::distance::hnsw_rs_forms::scaled_to(&prepared, norm);
-            }
-            let truth: HashSet<u64> = index
-                .exact_search(q, 10, None)
-                .into_iter()
-                .map(|(key, _)| key)
-                .collect();
-            found += graph
-                .search(&prepared, 10, ef)
-                .iter()
-                .filter(|n| truth.contains(&points[n.d_id].0))
-                .count();
-        }
-        found as f64 / (queries.len() * 10) as f64
+        efs.iter()
+            .map(|&ef| {
+                queries
+                    .iter()
+                    .map(|q| {
+                        let mut prepared = index.metric().prepare(q);
+                        if let Some(norm) = scale {
+                            prepared = scaled_to(&prepared, norm);
+                        }
+                        let truth = true_top10(index, q);
+                        graph
+                            .search(&prepared, 10, ef)
+                            .iter()
+                            .filter(|n| truth.contains(&points[n.d_id].0))
+                            .count()
+                    })
+                    .collect()
+            })
+            .collect()
     }
 
     let max_norm = index.segments()[0].max_norm();
     match index.metric() {
-        Metric::L2 => recall_of(SquaredL2Distance, index, queries, ef, None),
-        Metric::Cosine => recall_of(UnitCosineDistance, index, queries, ef, None),
-        Metric::Dot => recall_of(
+        Metric::L2 => hits_of(SquaredL2Distance, index, queries, efs, None),
+        Metric::Cosine => hits_of(UnitCosineDistance, index, queries, efs, None),
+        Metric::Dot => hits_of(
             ShiftedDotDistance {
                 c: max_norm * max_norm,
             },
             index,
             queries,
-            ef,
+            efs,
             Some(max_norm),
         ),
     }
 }
 
+fn true_top10(index: &ShardIndex, q: &[f32]) -> HashSet<u64> {
+    index
+        .exact_search(q, 10, None)
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect()
+}
+
+/// Vectron's graph and walk against hnsw_rs's, on the same points and
+/// queries. The two graphs are built independently (each draws its own
+/// layers, and parallel inserts interleave differently), so each recall is
+/// one sample: at ef 10 two builds of the same builder differ by up to 0.03
+/// on 400 queries. The bar is hnsw_rs's recall less 0.01 and two standard
+/// errors of the paired per-query difference; a builder worse by a few
+/// hundredths at any ef fails it.
 #[test]
 fn the_graph_and_walk_recall_at_least_as_well_as_hnsw_rs_at_every_ef() {
     let mut vectors = random_vectors(6_000, 48, 31);
@@ -403,28 +420,39 @@ fn the_graph_and_walk_recall_at_least_as_well_as_hnsw_rs_at_every_ef() {
         })
         .expect("vectors");
     vectors.swap(0, longest);
-    let queries = random_vectors(100, 48, 32);
+    let queries = random_vectors(400, 48, 32);
+    let efs = [10, 32, 64, 128];
     for metric in [Metric::Cosine, Metric::L2, Metric::Dot] {
         let index = build(metric, &vectors);
         assert_eq!(index.segment_count(), 1, "{metric:?}");
-        for ef in [10, 32, 64, 128] {
-            let mut found = 0usize;
-            for q in &queries {
-                let truth: HashSet<u64> = index
-                    .exact_search(q, 10, None)
-                    .into_iter()
-                    .map(|(key, _)| key)
-                    .collect();
-                let got = index.search(q, 10, ef, None);
-                assert_eq!(got.len(), 10);
-                found += got.iter().filter(|(key, _)| truth.contains(key)).count();
-            }
-            let ours = found as f64 / (queries.len() * 10) as f64;
-            let theirs = hnsw_rs_recall(&index, &queries, ef);
-            eprintln!("{metric:?} ef {ef}: walk {ours:.3}, hnsw_rs {theirs:.3}");
+        let theirs = hnsw_rs_hits(&index, &queries, &efs);
+        for (&ef, theirs) in efs.iter().zip(&theirs) {
+            let ours: Vec<usize> = queries
+                .iter()
+                .map(|q| {
+                    let truth = true_top10(&index, q);
+                    let got = index.search(q, 10, ef, None);
+                    assert_eq!(got.len(), 10);
+                    got.iter().filter(|(key, _)| truth.contains(key)).count()
+                })
+                .collect();
+            let n = queries.len() as f64;
+            let diffs: Vec<f64> = ours
+                .iter()
+                .zip(theirs)
+                .map(|(&a, &b)| (a as f64 - b as f64) / 10.0)
+                .collect();
+            let mean = diffs.iter().sum::<f64>() / n;
+            let variance = diffs.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0);
+            let standard_error = (variance / n).sqrt();
+            let recall = |hits: &[usize]| hits.iter().sum::<usize>() as f64 / (n * 10.0);
+            let (ours, theirs) = (recall(&ours), recall(theirs));
+            let bar = theirs - 0.01 - 2.0 * standard_error;
+            eprintln!("{metric:?} ef {ef}: walk {ours:.3}, hnsw_rs {theirs:.3} (bar {bar:.3})");
             assert!(
-                ours + 0.01 >= theirs,
-                "{metric:?} ef {ef}: walk recall {ours:.3} below hnsw_rs {theirs:.3}"
+                ours >= bar,
+                "{metric:?} ef {ef}: walk recall {ours:.3} below hnsw_rs {theirs:.3} \
+                 (bar {bar:.3})"
             );
         }
     }
