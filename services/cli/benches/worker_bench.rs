@@ -113,8 +113,9 @@ where
     for (q, t) in queries.iter().zip(truth) {
         let s = Instant::now();
         let hits = if filtered {
-            // The worker always searches through hnsw_rs's filtered search
-            // (its deleted bitmap is a filter), which walks more of the graph.
+            // hnsw_rs's filtered search (the path the worker took for every
+            // search before it walked its own graph copy), which walks more
+            // of the graph.
             let accept_all = |_: &usize| true;
             hnsw.search_filter(q, K, ef, Some(&accept_all))
         } else {

@@ -437,13 +437,7 @@ impl Graph {
                     continue;
                 };
                 let chosen = self.diverse(nodes, &found, self.capacity(layer));
-                let ids: Vec<u32> = chosen.iter().map(|c| c.node).collect();
-                if layer == 0 {
-                    let _guard = nodes.nodes[node as usize].lock();
-                    nodes.set_base(node, &ids);
-                } else if let Some(own) = nodes.nodes[node as usize].lock().get_mut(layer - 1) {
-                    own.extend(ids);
-                }
+                self.set_own_links(nodes, node, layer, &chosen);
                 for neighbour in &chosen {
                     self.link_back(nodes, neighbour.node, node, neighbour.distance, layer);
                 }
@@ -591,6 +585,45 @@ impl Graph {
             2 * self.params.m
         } else {
             self.params.m
+        }
+    }
+
+    /// Gives `node` its `chosen` links on `layer`. Another node may already
+    /// have linked back to it there (one whose search started from `node`
+    /// after it was linked on the layer above), so the lists are merged:
+    /// no duplicate, and past the capacity the closest are kept.
+    fn set_own_links(&self, nodes: &Nodes, node: u32, layer: usize, chosen: &[Candidate]) {
+        let capacity = self.capacity(layer);
+        let mut upper = nodes.nodes[node as usize].lock();
+        let mut row = Vec::new();
+        let list = if layer == 0 {
+            nodes.base_into(node, &mut row);
+            &mut row
+        } else {
+            match upper.get_mut(layer - 1) {
+                Some(list) => list,
+                None => return,
+            }
+        };
+        let mut merged: Vec<Candidate> = chosen.to_vec();
+        if !list.is_empty() {
+            let kernels = kernels::active();
+            let own = nodes.vectors.get(node as usize);
+            for &other in list.iter() {
+                if other != node && !merged.iter().any(|c| c.node == other) {
+                    merged.push(Candidate {
+                        distance: self.measure(kernels, own, nodes.vectors.get(other as usize)),
+                        node: other,
+                    });
+                }
+            }
+            merged.sort();
+        }
+        merged.truncate(capacity);
+        list.clear();
+        list.extend(merged.iter().map(|c| c.node));
+        if layer == 0 {
+            nodes.set_base(node, &row);
         }
     }
 
