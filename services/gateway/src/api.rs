@@ -54,6 +54,9 @@ fn target(consistency: Consistency) -> Target {
 /// Most times one request is regrouped after the routing changed under it.
 const MAX_REGROUPS: usize = 3;
 
+/// Longest a create waits for its shards' first leaders.
+const SHARD_LEADER_WAIT: Duration = Duration::from_secs(10);
+
 /// A fresh id for one shard write and all its retries.
 fn new_request_id() -> Result<Vec<u8>> {
     let mut id = [0u8; 16];
@@ -320,7 +323,8 @@ impl Gateway {
         Ok(())
     }
 
-    /// Creates a collection, applying the documented defaults.
+    /// Creates a collection, applying the documented defaults; answers once
+    /// every shard has a leader (see [`Gateway::await_shard_leaders`]).
     pub async fn create_collection(
         &self,
         request: api::CreateCollectionRequest,
@@ -378,7 +382,38 @@ impl Gateway {
         let collection = created.collection.ok_or_else(|| {
             ApiError::new(ErrorKind::Internal, "PD answered without the collection")
         })?;
+        self.await_shard_leaders(&name).await;
         Ok(convert::collection(&collection))
+    }
+
+    /// Waits (at most [`SHARD_LEADER_WAIT`]) until PD knows a leader for
+    /// every shard of a new collection, so the first requests go straight
+    /// to them instead of retrying through the elections. The collection
+    /// exists either way: past the bound (or if PD cannot say) the create
+    /// answers, and requests retry as they do across any leader change.
+    async fn await_shard_leaders(&self, name: &str) {
+        let deadline = tokio::time::Instant::now() + SHARD_LEADER_WAIT;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match self.dispatch.routing().refresh(name).await {
+                Ok(table) if table.shards.iter().all(|s| s.leader_worker_id != 0) => return,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(collection = name, error = %e, "cannot tell whether the new collection's shards have leaders");
+                    return;
+                }
+            }
+            if tokio::time::Instant::now() + pause > deadline {
+                tracing::warn!(
+                    collection = name,
+                    waited_s = SHARD_LEADER_WAIT.as_secs(),
+                    "created before every shard had a leader; first requests may retry"
+                );
+                return;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
     }
 
     /// Every collection.

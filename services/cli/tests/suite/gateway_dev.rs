@@ -752,6 +752,12 @@ async fn metrics_count_requests_by_route_and_status_on_their_own_port() {
         text.contains("vectron_gateway_request_seconds_count{route=\"/v1/collections\"} 1"),
         "{text}"
     );
+    // Creation answered once every shard had a leader, so the searches
+    // made right after it went straight to them: no shard call retried.
+    assert!(
+        text.contains("vectron_gateway_shard_retries_total 0"),
+        "{text}"
+    );
     // The public port does not serve metrics.
     assert_eq!(
         c.call(Method::GET, "/metrics", None)
