@@ -36,14 +36,13 @@
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use super::segment::HnswParams;
 use super::vectors::VectorStore;
-use super::walk::{Candidate, WalkDistance, prefetch};
+use super::walk::{self, Candidate, WalkDistance, prefetch};
 use crate::distance::kernels;
 
 /// The most layers a graph has (top layer index + 1).
@@ -169,37 +168,12 @@ pub struct Graph {
     entry: Mutex<Option<Entry>>,
 }
 
-/// Per-thread scratch space of the build's searches.
+/// Per-thread scratch space of the build's searches: the walk's, plus a
+/// buffer for the links being expanded.
 #[derive(Default)]
 struct Scratch {
-    marks: Vec<u32>,
-    generation: u32,
-    frontier: BinaryHeap<Reverse<Candidate>>,
-    found: BinaryHeap<Candidate>,
+    search: walk::Scratch,
     links: Vec<u32>,
-}
-
-impl Scratch {
-    fn begin(&mut self, nodes: usize) {
-        if self.marks.len() < nodes {
-            self.marks.resize(nodes, 0);
-        }
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            self.marks.fill(0);
-            self.generation = 1;
-        }
-        self.frontier.clear();
-        self.found.clear();
-    }
-
-    #[inline]
-    fn visit(&mut self, node: u32) -> bool {
-        let mark = &mut self.marks[node as usize];
-        let fresh = *mark != self.generation;
-        *mark = self.generation;
-        fresh
-    }
 }
 
 thread_local! {
@@ -439,7 +413,7 @@ impl Graph {
                 let chosen = self.diverse(nodes, &found, self.capacity(layer));
                 self.set_own_links(nodes, node, layer, &chosen);
                 for neighbour in &chosen {
-                    self.link_back(nodes, neighbour.node, node, neighbour.distance, layer);
+                    self.link_back(nodes, neighbour.node, node, layer);
                 }
                 closest = nearest;
             }
@@ -510,46 +484,54 @@ impl Graph {
     ) -> Vec<Candidate> {
         let kernels = kernels::active();
         let ef = self.params.ef_construction.max(self.params.m);
-        scratch.begin(nodes.nodes.len());
-        scratch.visit(from.node);
-        scratch.frontier.push(Reverse(from));
-        scratch.found.push(from);
+        scratch.search.begin(nodes.nodes.len());
+        scratch.search.visit(from.node);
+        scratch.search.frontier.push(Reverse(from));
+        scratch.search.found.push(from);
         let mut links = std::mem::take(&mut scratch.links);
-        while let Some(Reverse(current)) = scratch.frontier.pop() {
-            let bound = scratch.found.peek().map_or(f32::INFINITY, |c| c.distance);
-            if current.distance > bound && scratch.found.len() >= ef {
+        while let Some(Reverse(current)) = scratch.search.frontier.pop() {
+            let bound = scratch
+                .search
+                .found
+                .peek()
+                .map_or(f32::INFINITY, |c| c.distance);
+            if current.distance > bound && scratch.search.found.len() >= ef {
                 break;
             }
             if layer == 0
-                && let Some(Reverse(upcoming)) = scratch.frontier.peek()
+                && let Some(Reverse(upcoming)) = scratch.search.frontier.peek()
             {
                 nodes.prefetch_row(upcoming.node);
             }
             Self::links_into(nodes, current.node, layer, &mut links);
             // Keep the unvisited links, prefetching their vectors, then
             // measure them: the loads overlap with the arithmetic.
-            links.retain(|&next| scratch.visit(next));
+            links.retain(|&next| scratch.search.visit(next));
             for &next in &links {
                 prefetch(&nodes.vectors, next);
             }
             for &next in &links {
                 let distance = self.measure(kernels, query, nodes.vectors.get(next as usize));
-                let bound = scratch.found.peek().map_or(f32::INFINITY, |c| c.distance);
-                if scratch.found.len() < ef || distance < bound {
+                let bound = scratch
+                    .search
+                    .found
+                    .peek()
+                    .map_or(f32::INFINITY, |c| c.distance);
+                if scratch.search.found.len() < ef || distance < bound {
                     let candidate = Candidate {
                         distance,
                         node: next,
                     };
-                    scratch.frontier.push(Reverse(candidate));
-                    scratch.found.push(candidate);
-                    if scratch.found.len() > ef {
-                        scratch.found.pop();
+                    scratch.search.frontier.push(Reverse(candidate));
+                    scratch.search.found.push(candidate);
+                    if scratch.search.found.len() > ef {
+                        scratch.search.found.pop();
                     }
                 }
             }
         }
         scratch.links = links;
-        let mut found: Vec<Candidate> = scratch.found.drain().collect();
+        let mut found: Vec<Candidate> = scratch.search.found.drain().collect();
         found.sort();
         found
     }
@@ -588,84 +570,68 @@ impl Graph {
         }
     }
 
+    /// Changes `node`'s list on `layer` under the node's mutex.
+    fn change_list(nodes: &Nodes, node: u32, layer: usize, change: impl FnOnce(&mut Vec<u32>)) {
+        let mut upper = nodes.nodes[node as usize].lock();
+        if layer == 0 {
+            let mut row = Vec::new();
+            nodes.base_into(node, &mut row);
+            change(&mut row);
+            nodes.set_base(node, &row);
+        } else if let Some(list) = upper.get_mut(layer - 1) {
+            change(list);
+        }
+    }
+
+    /// `links` measured from `node`, closest first, cut to `capacity`.
+    fn closest(&self, nodes: &Nodes, node: u32, links: &[u32], capacity: usize) -> Vec<u32> {
+        let kernels = kernels::active();
+        let own = nodes.vectors.get(node as usize);
+        let mut measured: Vec<Candidate> = links
+            .iter()
+            .map(|&other| Candidate {
+                distance: self.measure(kernels, own, nodes.vectors.get(other as usize)),
+                node: other,
+            })
+            .collect();
+        measured.sort();
+        measured.truncate(capacity);
+        measured.iter().map(|c| c.node).collect()
+    }
+
     /// Gives `node` its `chosen` links on `layer`. Another node may already
     /// have linked back to it there (one whose search started from `node`
     /// after it was linked on the layer above), so the lists are merged:
     /// no duplicate, and past the capacity the closest are kept.
     fn set_own_links(&self, nodes: &Nodes, node: u32, layer: usize, chosen: &[Candidate]) {
         let capacity = self.capacity(layer);
-        let mut upper = nodes.nodes[node as usize].lock();
-        let mut row = Vec::new();
-        let list = if layer == 0 {
-            nodes.base_into(node, &mut row);
-            &mut row
-        } else {
-            match upper.get_mut(layer - 1) {
-                Some(list) => list,
-                None => return,
+        Self::change_list(nodes, node, layer, |list| {
+            let earlier = std::mem::take(list);
+            list.extend(chosen.iter().map(|c| c.node));
+            list.extend(
+                earlier
+                    .into_iter()
+                    .filter(|&other| other != node && !chosen.iter().any(|c| c.node == other)),
+            );
+            if list.len() > capacity {
+                *list = self.closest(nodes, node, list, capacity);
             }
-        };
-        let mut merged: Vec<Candidate> = chosen.to_vec();
-        if !list.is_empty() {
-            let kernels = kernels::active();
-            let own = nodes.vectors.get(node as usize);
-            for &other in list.iter() {
-                if other != node && !merged.iter().any(|c| c.node == other) {
-                    merged.push(Candidate {
-                        distance: self.measure(kernels, own, nodes.vectors.get(other as usize)),
-                        node: other,
-                    });
-                }
-            }
-            merged.sort();
-        }
-        merged.truncate(capacity);
-        list.clear();
-        list.extend(merged.iter().map(|c| c.node));
-        if layer == 0 {
-            nodes.set_base(node, &row);
-        }
+        });
     }
 
-    /// Adds `node` (at `distance`) to `neighbour`'s links on `layer`; a full
-    /// list keeps its closest links.
-    fn link_back(&self, nodes: &Nodes, neighbour: u32, node: u32, distance: f32, layer: usize) {
+    /// Adds `node` to `neighbour`'s links on `layer`; a full list keeps its
+    /// closest links.
+    fn link_back(&self, nodes: &Nodes, neighbour: u32, node: u32, layer: usize) {
         let capacity = self.capacity(layer);
-        let mut upper = nodes.nodes[neighbour as usize].lock();
-        let mut row = Vec::new();
-        let list = if layer == 0 {
-            nodes.base_into(neighbour, &mut row);
-            &mut row
-        } else {
-            match upper.get_mut(layer - 1) {
-                Some(list) => list,
-                None => return,
+        Self::change_list(nodes, neighbour, layer, |list| {
+            if list.contains(&node) {
+                return;
             }
-        };
-        if list.contains(&node) {
-            return;
-        }
-        if list.len() < capacity {
             list.push(node);
-        } else {
-            let kernels = kernels::active();
-            let own = nodes.vectors.get(neighbour as usize);
-            let mut candidates: Vec<Candidate> = list
-                .iter()
-                .map(|&other| Candidate {
-                    distance: self.measure(kernels, own, nodes.vectors.get(other as usize)),
-                    node: other,
-                })
-                .collect();
-            candidates.push(Candidate { distance, node });
-            candidates.sort();
-            candidates.truncate(capacity);
-            list.clear();
-            list.extend(candidates.iter().map(|c| c.node));
-        }
-        if layer == 0 {
-            nodes.set_base(neighbour, &row);
-        }
+            if list.len() > capacity {
+                *list = self.closest(nodes, neighbour, list, capacity);
+            }
+        });
     }
 }
 

@@ -65,20 +65,21 @@ impl Ord for Candidate {
     }
 }
 
-/// Per-thread scratch space of the walk.
+/// Per-thread scratch space of a best-first search (this walk, and the
+/// graph builder's searches).
 #[derive(Default)]
-struct Scratch {
+pub(super) struct Scratch {
     marks: Vec<u32>,
     generation: u32,
     /// Nodes still to expand, closest first.
-    frontier: BinaryHeap<Reverse<Candidate>>,
+    pub(super) frontier: BinaryHeap<Reverse<Candidate>>,
     /// The `ef` closest accepted nodes seen, farthest on top.
-    found: BinaryHeap<Candidate>,
+    pub(super) found: BinaryHeap<Candidate>,
 }
 
 impl Scratch {
     /// Starts a search over `nodes` nodes.
-    fn begin(&mut self, nodes: usize) {
+    pub(super) fn begin(&mut self, nodes: usize) {
         if self.marks.len() < nodes {
             self.marks.resize(nodes, 0);
         }
@@ -93,7 +94,7 @@ impl Scratch {
 
     /// Marks `node` visited; returns whether it was not yet.
     #[inline]
-    fn visit(&mut self, node: u32) -> bool {
+    pub(super) fn visit(&mut self, node: u32) -> bool {
         let mark = &mut self.marks[node as usize];
         if *mark == self.generation {
             false
