@@ -413,7 +413,7 @@ impl Graph {
                 let chosen = self.diverse(nodes, &found, self.capacity(layer));
                 self.set_own_links(nodes, node, layer, &chosen);
                 for neighbour in &chosen {
-                    self.link_back(nodes, neighbour.node, node, layer);
+                    self.link_back(nodes, neighbour.node, node, neighbour.distance, layer);
                 }
                 closest = nearest;
             }
@@ -570,33 +570,46 @@ impl Graph {
         }
     }
 
-    /// Changes `node`'s list on `layer` under the node's mutex.
-    fn change_list(nodes: &Nodes, node: u32, layer: usize, change: impl FnOnce(&mut Vec<u32>)) {
+    /// Changes `node`'s list on `layer` under the node's mutex; `change`
+    /// says whether it changed anything.
+    fn change_list(
+        nodes: &Nodes,
+        node: u32,
+        layer: usize,
+        change: impl FnOnce(&mut Vec<u32>) -> bool,
+    ) {
         let mut upper = nodes.nodes[node as usize].lock();
         if layer == 0 {
             let mut row = Vec::new();
             nodes.base_into(node, &mut row);
-            change(&mut row);
-            nodes.set_base(node, &row);
+            if change(&mut row) {
+                nodes.set_base(node, &row);
+            }
         } else if let Some(list) = upper.get_mut(layer - 1) {
             change(list);
         }
     }
 
-    /// `links` measured from `node`, closest first, cut to `capacity`.
-    fn closest(&self, nodes: &Nodes, node: u32, links: &[u32], capacity: usize) -> Vec<u32> {
+    /// The `capacity` links of `known` (already measured from `node`) and
+    /// `others` (measured here) closest to `node`.
+    fn closest(
+        &self,
+        nodes: &Nodes,
+        node: u32,
+        known: &[Candidate],
+        others: &[u32],
+        capacity: usize,
+    ) -> Vec<u32> {
         let kernels = kernels::active();
         let own = nodes.vectors.get(node as usize);
-        let mut measured: Vec<Candidate> = links
-            .iter()
-            .map(|&other| Candidate {
-                distance: self.measure(kernels, own, nodes.vectors.get(other as usize)),
-                node: other,
-            })
-            .collect();
-        measured.sort();
-        measured.truncate(capacity);
-        measured.iter().map(|c| c.node).collect()
+        let mut all: Vec<Candidate> = known.to_vec();
+        all.extend(others.iter().map(|&other| Candidate {
+            distance: self.measure(kernels, own, nodes.vectors.get(other as usize)),
+            node: other,
+        }));
+        all.sort();
+        all.truncate(capacity);
+        all.iter().map(|c| c.node).collect()
     }
 
     /// Gives `node` its `chosen` links on `layer`. Another node may already
@@ -606,31 +619,36 @@ impl Graph {
     fn set_own_links(&self, nodes: &Nodes, node: u32, layer: usize, chosen: &[Candidate]) {
         let capacity = self.capacity(layer);
         Self::change_list(nodes, node, layer, |list| {
-            let earlier = std::mem::take(list);
-            list.extend(chosen.iter().map(|c| c.node));
-            list.extend(
-                earlier
-                    .into_iter()
-                    .filter(|&other| other != node && !chosen.iter().any(|c| c.node == other)),
-            );
-            if list.len() > capacity {
-                *list = self.closest(nodes, node, list, capacity);
-            }
+            list.retain(|&other| other != node && !chosen.iter().any(|c| c.node == other));
+            *list = if list.is_empty() {
+                chosen.iter().take(capacity).map(|c| c.node).collect()
+            } else {
+                self.closest(nodes, node, chosen, list, capacity)
+            };
+            true
         });
     }
 
-    /// Adds `node` to `neighbour`'s links on `layer`; a full list keeps its
-    /// closest links.
-    fn link_back(&self, nodes: &Nodes, neighbour: u32, node: u32, layer: usize) {
+    /// Adds `node` (at `distance`) to `neighbour`'s links on `layer`; a full
+    /// list keeps its closest links.
+    fn link_back(&self, nodes: &Nodes, neighbour: u32, node: u32, distance: f32, layer: usize) {
         let capacity = self.capacity(layer);
         Self::change_list(nodes, neighbour, layer, |list| {
             if list.contains(&node) {
-                return;
+                return false;
             }
-            list.push(node);
-            if list.len() > capacity {
-                *list = self.closest(nodes, neighbour, list, capacity);
+            if list.len() < capacity {
+                list.push(node);
+            } else {
+                *list = self.closest(
+                    nodes,
+                    neighbour,
+                    &[Candidate { distance, node }],
+                    list,
+                    capacity,
+                );
             }
+            true
         });
     }
 }
