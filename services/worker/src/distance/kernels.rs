@@ -1,11 +1,15 @@
-//! The two distance kernels every search, build and score goes through — dot
-//! product and squared Euclidean distance of f32 slices — in one portable
+//! The distance kernels every search, build and score goes through — dot
+//! product and squared Euclidean distance of f32 slices, and the dot product
+//! of 8-bit codes the graph is walked and built with (see
+//! `index::quantized`) — in one portable
 //! form and in the vector forms the CPU may offer, chosen once per process at
 //! run time. The portable form keeps eight independent accumulators so the
 //! compiler can vectorise it and the adds do not form one dependent chain.
 //!
-//! Every form sums in a different order, so results differ in the last bits;
-//! tests hold each one to a relative error bound against an f64 reference.
+//! Every form sums in a different order, so f32 results differ in the last
+//! bits; tests hold each one to a relative error bound against an f64
+//! reference. The 8-bit dot product is exact (integer arithmetic), and
+//! tests hold every form to the exact sum.
 //! Both slices must have the same length (callers validate dimensions); a
 //! longer slice is read only up to the shorter one's length.
 
@@ -20,6 +24,9 @@ pub struct Kernels {
     pub dot: fn(&[f32], &[f32]) -> f32,
     /// Squared Euclidean distance.
     pub squared_l2: fn(&[f32], &[f32]) -> f32,
+    /// Dot product of 8-bit codes, exact for slices shorter than 2^17
+    /// components (no 32-bit sum can overflow below that).
+    pub dot_i8: fn(&[i8], &[i8]) -> i32,
 }
 
 impl std::fmt::Debug for Kernels {
@@ -33,6 +40,7 @@ pub const PORTABLE: Kernels = Kernels {
     name: "portable",
     dot: portable::dot,
     squared_l2: portable::squared_l2,
+    dot_i8: portable::dot_i8,
 };
 
 /// Every implementation this CPU can run, fastest first (the portable one
@@ -112,13 +120,36 @@ mod portable {
             .sum();
         acc.iter().sum::<f32>() + tail
     }
+
+    pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+        const WIDE: usize = 16;
+        let n = a.len().min(b.len());
+        let (a, b) = (&a[..n], &b[..n]);
+        let mut acc = [0i32; WIDE];
+        let mut chunks_a = a.chunks_exact(WIDE);
+        let mut chunks_b = b.chunks_exact(WIDE);
+        for (x, y) in (&mut chunks_a).zip(&mut chunks_b) {
+            for i in 0..WIDE {
+                acc[i] += x[i] as i32 * y[i] as i32;
+            }
+        }
+        let tail: i32 = chunks_a
+            .remainder()
+            .iter()
+            .zip(chunks_b.remainder())
+            .map(|(x, y)| *x as i32 * *y as i32)
+            .sum();
+        acc.iter().sum::<i32>() + tail
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    //! AVX2+FMA and AVX-512F kernels. Each keeps four accumulators over
-    //! unaligned loads; the AVX-512 form finishes with a masked load, the
-    //! AVX2 form with a scalar tail.
+    //! AVX2+FMA and AVX-512F/BW kernels. Each f32 kernel keeps four
+    //! accumulators over unaligned loads; the AVX-512 form finishes with a
+    //! masked load, the AVX2 form with a scalar tail. The 8-bit dot product
+    //! widens codes to 16 bits and multiplies pairs into 32-bit sums
+    //! (`madd`), two accumulators, with a scalar tail.
 
     use std::arch::x86_64::*;
 
@@ -128,16 +159,18 @@ mod x86 {
         name: "avx512",
         dot: dot_avx512_entry,
         squared_l2: squared_l2_avx512_entry,
+        dot_i8: dot_i8_avx512_entry,
     };
 
     pub const AVX2: Kernels = Kernels {
         name: "avx2",
         dot: dot_avx2_entry,
         squared_l2: squared_l2_avx2_entry,
+        dot_i8: dot_i8_avx2_entry,
     };
 
     pub fn has_avx512() -> bool {
-        is_x86_feature_detected!("avx512f")
+        is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
     }
 
     pub fn has_avx2() -> bool {
@@ -155,6 +188,16 @@ mod x86 {
     fn squared_l2_avx512_entry(a: &[f32], b: &[f32]) -> f32 {
         // SAFETY: reached only when avx512f was detected.
         unsafe { squared_l2_avx512(a, b) }
+    }
+
+    fn dot_i8_avx512_entry(a: &[i8], b: &[i8]) -> i32 {
+        // SAFETY: reached only when avx512f and avx512bw were detected.
+        unsafe { dot_i8_avx512(a, b) }
+    }
+
+    fn dot_i8_avx2_entry(a: &[i8], b: &[i8]) -> i32 {
+        // SAFETY: reached only when avx2 and fma were detected.
+        unsafe { dot_i8_avx2(a, b) }
     }
 
     fn dot_avx2_entry(a: &[f32], b: &[f32]) -> f32 {
@@ -242,6 +285,75 @@ mod x86 {
         _mm512_reduce_add_ps(sum)
     }
 
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn dot_i8_avx512(a: &[i8], b: &[i8]) -> i32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc = [_mm512_setzero_si512(); 2];
+        let mut i = 0;
+        // SAFETY: every load reads 32 codes ending at or below `n`.
+        unsafe {
+            while i + 64 <= n {
+                for (j, lane) in acc.iter_mut().enumerate() {
+                    let x = _mm512_cvtepi8_epi16(_mm256_loadu_si256(pa.add(i + 32 * j).cast()));
+                    let y = _mm512_cvtepi8_epi16(_mm256_loadu_si256(pb.add(i + 32 * j).cast()));
+                    *lane = _mm512_add_epi32(*lane, _mm512_madd_epi16(x, y));
+                }
+                i += 64;
+            }
+            while i + 32 <= n {
+                let x = _mm512_cvtepi8_epi16(_mm256_loadu_si256(pa.add(i).cast()));
+                let y = _mm512_cvtepi8_epi16(_mm256_loadu_si256(pb.add(i).cast()));
+                acc[0] = _mm512_add_epi32(acc[0], _mm512_madd_epi16(x, y));
+                i += 32;
+            }
+        }
+        let tail: i32 = a[i..n]
+            .iter()
+            .zip(&b[i..n])
+            .map(|(x, y)| *x as i32 * *y as i32)
+            .sum();
+        _mm512_reduce_add_epi32(_mm512_add_epi32(acc[0], acc[1])) + tail
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn dot_i8_avx2(a: &[i8], b: &[i8]) -> i32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc = [_mm256_setzero_si256(); 2];
+        let mut i = 0;
+        // SAFETY: every load reads 16 codes ending at or below `n`.
+        unsafe {
+            while i + 32 <= n {
+                for (j, lane) in acc.iter_mut().enumerate() {
+                    let x = _mm256_cvtepi8_epi16(_mm_loadu_si128(pa.add(i + 16 * j).cast()));
+                    let y = _mm256_cvtepi8_epi16(_mm_loadu_si128(pb.add(i + 16 * j).cast()));
+                    *lane = _mm256_add_epi32(*lane, _mm256_madd_epi16(x, y));
+                }
+                i += 32;
+            }
+            while i + 16 <= n {
+                let x = _mm256_cvtepi8_epi16(_mm_loadu_si128(pa.add(i).cast()));
+                let y = _mm256_cvtepi8_epi16(_mm_loadu_si128(pb.add(i).cast()));
+                acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(x, y));
+                i += 16;
+            }
+        }
+        let sum = _mm256_add_epi32(acc[0], acc[1]);
+        let folded = _mm_add_epi32(
+            _mm256_castsi256_si128(sum),
+            _mm256_extracti128_si256(sum, 1),
+        );
+        let pairs = _mm_add_epi32(folded, _mm_unpackhi_epi64(folded, folded));
+        let single = _mm_add_epi32(pairs, _mm_shuffle_epi32(pairs, 1));
+        let tail: i32 = a[i..n]
+            .iter()
+            .zip(&b[i..n])
+            .map(|(x, y)| *x as i32 * *y as i32)
+            .sum();
+        _mm_cvtsi128_si32(single) + tail
+    }
+
     #[target_feature(enable = "avx2,fma")]
     fn horizontal_sum(v: __m256) -> f32 {
         let folded = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -324,6 +436,8 @@ mod arm {
         name: "neon",
         dot,
         squared_l2,
+        // The portable form; the compiler vectorises its 16 accumulators.
+        dot_i8: super::portable::dot_i8,
     };
 
     fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -509,6 +623,45 @@ mod tests {
         }
     }
 
+    fn dot_i8_exact(a: &[i8], b: &[i8]) -> i64 {
+        a.iter().zip(b).map(|(x, y)| *x as i64 * *y as i64).sum()
+    }
+
+    #[test]
+    fn every_8_bit_kernel_is_exact_on_random_and_extreme_codes_of_every_length() {
+        let mut rng = Rng(7);
+        let mut check = |a: &[i8], b: &[i8]| {
+            let exact = dot_i8_exact(a, b);
+            for kernels in available() {
+                assert_eq!(
+                    (kernels.dot_i8)(a, b) as i64,
+                    exact,
+                    "{} dot_i8 n={}",
+                    kernels.name,
+                    a.len()
+                );
+            }
+        };
+        for n in 0..=200 {
+            let a: Vec<i8> = (0..n).map(|_| rng.next() as i8).collect();
+            let b: Vec<i8> = (0..n).map(|_| rng.next() as i8).collect();
+            check(&a, &b);
+        }
+        // The extremes: every product at its largest, both signs, and the
+        // -128 code, at lengths that exercise every tail.
+        for n in [384, 389, 4096, 65_536] {
+            let low = vec![-128i8; n];
+            let high = vec![127i8; n];
+            let mixed: Vec<i8> = (0..n)
+                .map(|i| if i % 2 == 0 { -128 } else { 127 })
+                .collect();
+            check(&low, &low);
+            check(&low, &high);
+            check(&high, &high);
+            check(&mixed, &low);
+        }
+    }
+
     #[test]
     fn a_longer_slice_is_read_only_to_the_shorter_ones_length() {
         let a = [1.0f32; 40];
@@ -516,6 +669,12 @@ mod tests {
         for kernels in available() {
             assert_eq!((kernels.dot)(&a, &b), 74.0, "{}", kernels.name);
             assert_eq!((kernels.squared_l2)(&a, &b), 37.0, "{}", kernels.name);
+            assert_eq!(
+                (kernels.dot_i8)(&[3; 40], &[-2; 37]),
+                -222,
+                "{}",
+                kernels.name
+            );
         }
     }
 

@@ -25,6 +25,7 @@ pub mod frozen;
 pub mod graph;
 mod graph_file;
 pub mod plan;
+mod quantized;
 pub mod segment;
 pub mod vectors;
 mod walk;

@@ -23,8 +23,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::frozen::FrozenGraph;
 pub use super::graph::Graph;
+use super::quantized::{CodeStore, CodedQuery, CodedWalk};
 use super::vectors::VectorStore;
-use super::walk::{self, WalkDistance};
+use super::walk::{self, ExactWalk, WalkDistance, WalkRows};
 use crate::distance::{self, Metric};
 
 /// The most points a segment scans exactly beside its frozen copy before an
@@ -75,6 +76,8 @@ pub struct Segment {
     dumped_len: usize,
     /// Prepared vectors by offset (unit length for cosine, raw otherwise).
     vectors: VectorStore,
+    /// The same vectors as 8-bit codes, which the walk measures.
+    codes: CodeStore,
     /// The searchable copy of the graph's first offsets.
     frozen: Option<FrozenGraph>,
     keys: Vec<u64>,
@@ -99,6 +102,7 @@ impl Segment {
             sealed: false,
             dumped_len: 0,
             vectors: VectorStore::new(),
+            codes: CodeStore::new(),
             frozen: None,
             keys: Vec::new(),
             deleted: Vec::new(),
@@ -129,6 +133,7 @@ impl Segment {
             sealed,
             dumped_len: n,
             vectors: VectorStore::with_empty_rows(n),
+            codes: CodeStore::with_empty_rows(n),
             frozen: None,
             keys,
             deleted: vec![true; n],
@@ -144,6 +149,7 @@ impl Segment {
         if self.deleted.get(offset) == Some(&true) {
             self.deleted[offset] = false;
             self.vectors.set(offset, &prepared);
+            self.codes.set(offset, &prepared);
             self.live += 1;
         }
     }
@@ -346,6 +352,7 @@ impl Segment {
 
     fn push(&mut self, key: u64, prepared: &[f32]) {
         self.vectors.push(prepared);
+        self.codes.push(prepared);
         self.keys.push(key);
         self.deleted.push(false);
         self.live += 1;
@@ -430,37 +437,45 @@ impl Segment {
             !self.deleted[offset] && accept.is_none_or(|accept| accept(self.keys[offset]))
         };
         let checks_needed = accept.is_some() || self.live < self.len();
+        let kernels = distance::kernels::active();
+        let exact = |offset: usize| distance.eval(kernels, query, self.vectors.get(offset));
         let mut found: Vec<(u32, f32)> = match &self.frozen {
+            Some(graph) if self.codes.is_coded() => {
+                let query = CodedQuery::new(query);
+                let rows = CodedWalk {
+                    rows: &self.codes,
+                    query: query.codes(),
+                    distance,
+                    kernels,
+                };
+                let candidates = walk_frozen(graph, &rows, ef.max(k), checks_needed, &wanted);
+                // The walk ranked by coded distances; rank its candidates
+                // again on the f32 vectors, so the order and the scores
+                // returned are exact.
+                let mut rescored: Vec<(u32, f32)> = candidates
+                    .into_iter()
+                    .map(|(node, _)| (node, exact(node as usize)))
+                    .collect();
+                rescored.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+                rescored
+            }
             Some(graph) => {
-                let ef = ef.max(k);
-                if checks_needed {
-                    let accept = |node: u32| wanted(node as usize);
-                    walk::search(graph, &self.vectors, distance, query, ef, Some(accept))
-                } else {
-                    walk::search(
-                        graph,
-                        &self.vectors,
-                        distance,
-                        query,
-                        ef,
-                        None::<fn(u32) -> bool>,
-                    )
-                }
+                let rows = ExactWalk {
+                    rows: &self.vectors,
+                    query,
+                    distance,
+                    kernels,
+                };
+                walk_frozen(graph, &rows, ef.max(k), checks_needed, &wanted)
             }
             None => Vec::new(),
         };
         found.truncate(k);
         // The points newer than the copy, scanned exactly.
-        let kernels = distance::kernels::active();
         let first_unfrozen = self.len() - self.unfrozen();
         for offset in first_unfrozen..self.len() {
             if wanted(offset) {
-                let v = self.vectors.get(offset);
-                let d = match distance {
-                    WalkDistance::SquaredL2 => (kernels.squared_l2)(query, v),
-                    WalkDistance::NegatedDot => -(kernels.dot)(query, v),
-                };
-                found.push((offset as u32, d));
+                found.push((offset as u32, exact(offset)));
             }
         }
         if first_unfrozen < self.len() {
@@ -477,6 +492,22 @@ impl Segment {
                 (self.keys[offset as usize], score)
             })
             .collect()
+    }
+}
+
+/// Walks a segment's frozen graph over `rows`, checking `wanted` on every
+/// node only when `checks_needed`.
+fn walk_frozen(
+    graph: &FrozenGraph,
+    rows: &impl WalkRows,
+    ef: usize,
+    checks_needed: bool,
+    wanted: &impl Fn(usize) -> bool,
+) -> Vec<(u32, f32)> {
+    if checks_needed {
+        walk::search(graph, rows, ef, Some(|node: u32| wanted(node as usize)))
+    } else {
+        walk::search(graph, rows, ef, None::<fn(u32) -> bool>)
     }
 }
 

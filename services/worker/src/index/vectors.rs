@@ -80,10 +80,23 @@ impl VectorStore {
             .unwrap_or(&[])
     }
 
-    /// Where `row` starts in memory, for prefetching; `None` past the end.
+    /// Asks the CPU to start loading `row` (its first two cache lines; the
+    /// hardware prefetcher follows the rest).
     #[inline]
-    pub fn row_ptr(&self, row: usize) -> Option<*const f32> {
-        (row < self.rows && self.dimension > 0).then(|| self.data[row * self.dimension..].as_ptr())
+    pub fn prefetch(&self, row: u32) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(first) = self.get(row as usize).first() {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let ptr = first as *const f32;
+            // SAFETY: a prefetch is a hint; it never faults or changes
+            // memory.
+            unsafe {
+                _mm_prefetch(ptr as *const i8, _MM_HINT_T0);
+                _mm_prefetch(ptr.wrapping_add(16) as *const i8, _MM_HINT_T0);
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = row;
     }
 }
 

@@ -1,7 +1,11 @@
 //! HNSW search over a [`FrozenGraph`]: greedy descent through the upper
 //! layers, then a best-first walk of layer 0 with `ef` candidates. The walk
 //! distance is lower-is-closer: squared l2 for l2, the negated dot product
-//! for cosine (unit vectors) and dot, the order the graph was built in. Nodes the caller does not accept (deleted, filtered out)
+//! for cosine (unit vectors) and dot, the order the graph was built in,
+//! measured on whatever rows the caller hands in ([`WalkRows`]): f32
+//! vectors, or 8-bit codes (see [`super::quantized`]), whose distances are
+//! approximate so callers measure the candidates again on f32 vectors.
+//! Nodes the caller does not accept (deleted, filtered out)
 //! are walked through but never returned; with no such nodes the walk takes
 //! a path with no acceptance check at all.
 //!
@@ -16,6 +20,39 @@ use std::collections::BinaryHeap;
 use super::frozen::FrozenGraph;
 use super::vectors::VectorStore;
 use crate::distance::kernels;
+
+/// The rows a walk measures, with the query fixed.
+pub trait WalkRows {
+    /// The walk distance from the query to `node`.
+    fn measure(&self, node: u32) -> f32;
+    /// Asks the CPU to start loading `node`'s row.
+    fn prefetch(&self, node: u32);
+}
+
+/// An f32 query walking f32 rows (exact distances).
+pub struct ExactWalk<'a> {
+    /// The rows.
+    pub rows: &'a VectorStore,
+    /// The prepared query.
+    pub query: &'a [f32],
+    /// The order measured.
+    pub distance: WalkDistance,
+    /// The kernels measuring it.
+    pub kernels: &'a kernels::Kernels,
+}
+
+impl WalkRows for ExactWalk<'_> {
+    #[inline]
+    fn measure(&self, node: u32) -> f32 {
+        self.distance
+            .eval(self.kernels, self.query, self.rows.get(node as usize))
+    }
+
+    #[inline]
+    fn prefetch(&self, node: u32) {
+        self.rows.prefetch(node);
+    }
+}
 
 /// How the walk measures closeness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,45 +146,25 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// Asks the CPU to start loading `node`'s vector.
-#[inline]
-pub(super) fn prefetch(vectors: &VectorStore, node: u32) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(ptr) = vectors.row_ptr(node as usize) {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        // SAFETY: a prefetch is a hint; it never faults or changes memory.
-        // The first two cache lines start the stream; the hardware
-        // prefetcher follows the rest of the row.
-        unsafe {
-            _mm_prefetch(ptr as *const i8, _MM_HINT_T0);
-            _mm_prefetch(ptr.add(16) as *const i8, _MM_HINT_T0);
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (vectors, node);
-}
-
-/// The at most `ef` closest nodes to `query` that `accept` lets through, as
-/// (node, walk distance) closest first. `accept: None` accepts every node.
-pub fn search<A: Fn(u32) -> bool>(
+/// The at most `ef` closest nodes to the query of `rows` that `accept` lets
+/// through, as (node, walk distance) closest first. `accept: None` accepts
+/// every node.
+pub fn search<R: WalkRows, A: Fn(u32) -> bool>(
     graph: &FrozenGraph,
-    vectors: &VectorStore,
-    distance: WalkDistance,
-    query: &[f32],
+    rows: &R,
     ef: usize,
     accept: Option<A>,
 ) -> Vec<(u32, f32)> {
     if graph.is_empty() || ef == 0 {
         return Vec::new();
     }
-    let kernels = kernels::active();
-    let measure = |node: u32| distance.eval(kernels, query, vectors.get(node as usize));
+    let measure = |node: u32| rows.measure(node);
     let entry = descend(graph, &measure);
     SCRATCH.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
         match &accept {
-            None => walk_base(&mut scratch, graph, vectors, &measure, entry, ef, |_| true),
-            Some(accept) => walk_base(&mut scratch, graph, vectors, &measure, entry, ef, accept),
+            None => walk_base(&mut scratch, graph, rows, &measure, entry, ef, |_| true),
+            Some(accept) => walk_base(&mut scratch, graph, rows, &measure, entry, ef, accept),
         }
     })
 }
@@ -183,7 +200,7 @@ fn descend(graph: &FrozenGraph, measure: &impl Fn(u32) -> f32) -> Candidate {
 fn walk_base(
     scratch: &mut Scratch,
     graph: &FrozenGraph,
-    vectors: &VectorStore,
+    rows: &impl WalkRows,
     measure: &impl Fn(u32) -> f32,
     entry: Candidate,
     ef: usize,
@@ -210,7 +227,7 @@ fn walk_base(
         let mut count = 0;
         for &next in graph.base_links(current.node) {
             if count < fresh.len() && scratch.visit(next) {
-                prefetch(vectors, next);
+                rows.prefetch(next);
                 fresh[count] = next;
                 count += 1;
             }
