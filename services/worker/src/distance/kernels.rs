@@ -630,7 +630,7 @@ mod tests {
     #[test]
     fn every_8_bit_kernel_is_exact_on_random_and_extreme_codes_of_every_length() {
         let mut rng = Rng(7);
-        let mut check = |a: &[i8], b: &[i8]| {
+        let check = |a: &[i8], b: &[i8]| {
             let exact = dot_i8_exact(a, b);
             for kernels in available() {
                 assert_eq!(

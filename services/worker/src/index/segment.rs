@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::frozen::FrozenGraph;
 pub use super::graph::Graph;
-use super::quantized::{CodeStore, CodedQuery, CodedWalk};
+use super::quantized::{self, CodeStore, CodedQuery, CodedWalk, Codes};
 use super::vectors::VectorStore;
 use super::walk::{self, ExactWalk, WalkDistance, WalkRows};
 use crate::distance::{self, Metric};
@@ -365,6 +365,30 @@ impl Segment {
         } else {
             &[]
         }
+    }
+
+    /// Whether the walk measures this segment's rows on 8-bit codes.
+    pub fn is_coded(&self) -> bool {
+        self.codes.is_coded()
+    }
+
+    /// The walk distance from a coded query to the codes at `offset` (only
+    /// meaningful when [`Segment::is_coded`]).
+    #[inline]
+    pub fn coded_distance(
+        &self,
+        distance: WalkDistance,
+        kernels: &distance::kernels::Kernels,
+        query: Codes<'_>,
+        offset: usize,
+    ) -> f32 {
+        quantized::distance(distance, kernels, query, self.codes.get(offset))
+    }
+
+    /// Asks the CPU to start loading the codes at `offset`.
+    #[inline]
+    pub fn prefetch_codes(&self, offset: usize) {
+        self.codes.prefetch(offset as u32);
     }
 
     /// Whether `offset` holds a live point.

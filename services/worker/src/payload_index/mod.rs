@@ -116,7 +116,7 @@ struct SlotEntry {
 pub struct PayloadIndex {
     field_ids: HashMap<String, u32>,
     fields: Vec<Field>,
-    slot_of: HashMap<u64, u32>,
+    slot_of: crate::RowMap<u32>,
     slots: Vec<Option<SlotEntry>>,
     free: Vec<u32>,
     live: Bitmap,

@@ -8,7 +8,6 @@
 //! reader that holds the index's read lock therefore sees the ids and
 //! payloads of exactly the rows the index returns. No I/O.
 
-use std::collections::HashMap;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use vectron_proto::common::v1 as common;
@@ -23,7 +22,7 @@ pub type RowEntry<'a> = (u64, common::PointId, &'a [u8]);
 #[derive(Debug, Default)]
 pub struct RowTable {
     /// Row → point id.
-    pub ids: HashMap<u64, common::PointId>,
+    pub ids: crate::RowMap<common::PointId>,
     /// The payload of every row, indexed.
     pub payloads: PayloadIndex,
 }
