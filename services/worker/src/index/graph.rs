@@ -93,6 +93,9 @@ struct Nodes {
     nodes: Vec<Node>,
     base: Vec<AtomicU32>,
     stride: usize,
+    /// Per node: how many layer-0 lists link to it (kept under the list
+    /// owners' locks, read without them).
+    in_links: Vec<AtomicU32>,
 }
 
 impl Nodes {
@@ -174,6 +177,31 @@ impl Nodes {
         self.nodes.push(Node::new(level));
         self.base
             .extend(std::iter::repeat_with(|| AtomicU32::new(0)).take(self.stride));
+        self.in_links.push(AtomicU32::new(0));
+    }
+
+    /// How many layer-0 lists link to `node`.
+    #[inline]
+    fn in_links(&self, node: u32) -> u32 {
+        self.in_links
+            .get(node as usize)
+            .map_or(0, |n| n.load(AtomicOrdering::Relaxed))
+    }
+
+    /// Counts the links a layer-0 list gained and lost.
+    fn count_changes(&self, before: &[u32], after: &[u32]) {
+        for &gained in after.iter().filter(|n| !before.contains(n)) {
+            if let Some(n) = self.in_links.get(gained as usize) {
+                n.fetch_add(1, AtomicOrdering::Relaxed);
+            }
+        }
+        for &lost in before.iter().filter(|n| !after.contains(n)) {
+            if let Some(n) = self.in_links.get(lost as usize) {
+                let _ = n.fetch_update(AtomicOrdering::Relaxed, AtomicOrdering::Relaxed, |v| {
+                    Some(v.saturating_sub(1))
+                });
+            }
+        }
     }
 }
 
@@ -238,6 +266,7 @@ impl Graph {
                 nodes: Vec::new(),
                 base: Vec::new(),
                 stride: 1 + 2 * params.m,
+                in_links: Vec::new(),
             }),
             entry: Mutex::new(None),
         }
@@ -265,6 +294,9 @@ impl Graph {
             nodes: Vec::with_capacity(links.len()),
             base: Vec::with_capacity(links.len() * stride),
             stride,
+            in_links: std::iter::repeat_with(|| AtomicU32::new(0))
+                .take(links.len())
+                .collect(),
         };
         for mut layers in links {
             let base = if layers.is_empty() {
@@ -284,6 +316,7 @@ impl Graph {
                 .base
                 .extend(std::iter::repeat_with(|| AtomicU32::new(0)).take(stride));
             nodes.set_base(node, &base);
+            nodes.count_changes(&[], &base[..base.len().min(stride - 1)]);
         }
         let entry = top_node(nodes.nodes.iter().map(|n| n.level as usize));
         Self {
@@ -456,7 +489,23 @@ impl Graph {
                 let chosen = self.diverse(nodes, &found, self.capacity(layer));
                 self.set_own_links(nodes, node, layer, &chosen);
                 for neighbour in &chosen {
-                    self.link_back(nodes, neighbour.node, node, neighbour.distance, layer);
+                    self.link_back(
+                        nodes,
+                        neighbour.node,
+                        node,
+                        neighbour.distance,
+                        layer,
+                        false,
+                    );
+                }
+                // Every full neighbour may have kept closer links: then the
+                // nearest takes this node anyway, so layer 0 never leaves a
+                // node without a way in.
+                if layer == 0
+                    && nodes.in_links(node) == 0
+                    && let Some(nearest) = chosen.first()
+                {
+                    self.link_back(nodes, nearest.node, node, nearest.distance, layer, true);
                 }
                 closest = nearest;
             }
@@ -623,8 +672,11 @@ impl Graph {
         if layer == 0 {
             let mut row = Vec::new();
             nodes.base_into(node, &mut row);
+            let before = row.clone();
             if change(&mut row) {
                 nodes.set_base(node, &row);
+                row.truncate(nodes.stride - 1);
+                nodes.count_changes(&before, &row);
             }
         } else if let Some(list) = upper.get_mut(layer - 1) {
             change(list);
@@ -632,7 +684,11 @@ impl Graph {
     }
 
     /// The `capacity` links of `known` (already measured from `node`) and
-    /// `others` (measured here) closest to `node`.
+    /// `others` (its current links, measured here) closest to `node`. On
+    /// layer 0 no current link is dropped whose only in-link is this list
+    /// (it would become unreachable), nor `must_keep`: they stay in place of
+    /// the farthest links that can go.
+    #[allow(clippy::too_many_arguments)]
     fn closest(
         &self,
         nodes: &Nodes,
@@ -640,6 +696,8 @@ impl Graph {
         known: &[Candidate],
         others: &[u32],
         capacity: usize,
+        layer: usize,
+        must_keep: Option<u32>,
     ) -> Vec<u32> {
         let kernels = kernels::active();
         let mut all: Vec<Candidate> = known.to_vec();
@@ -648,8 +706,27 @@ impl Graph {
             node: other,
         }));
         all.sort();
-        all.truncate(capacity);
-        all.iter().map(|c| c.node).collect()
+        if all.len() <= capacity || layer != 0 {
+            all.truncate(capacity);
+            return all.iter().map(|c| c.node).collect();
+        }
+        let stays = |c: &Candidate| {
+            Some(c.node) == must_keep || (others.contains(&c.node) && nodes.in_links(c.node) <= 1)
+        };
+        let mut free = capacity - all.iter().filter(|c| stays(c)).count().min(capacity);
+        let mut kept = Vec::with_capacity(capacity);
+        for c in &all {
+            if kept.len() == capacity {
+                break;
+            }
+            if stays(c) {
+                kept.push(c.node);
+            } else if free > 0 {
+                kept.push(c.node);
+                free -= 1;
+            }
+        }
+        kept
     }
 
     /// Gives `node` its `chosen` links on `layer`. Another node may already
@@ -663,15 +740,23 @@ impl Graph {
             *list = if list.is_empty() {
                 chosen.iter().take(capacity).map(|c| c.node).collect()
             } else {
-                self.closest(nodes, node, chosen, list, capacity)
+                self.closest(nodes, node, chosen, list, capacity, layer, None)
             };
             true
         });
     }
 
     /// Adds `node` (at `distance`) to `neighbour`'s links on `layer`; a full
-    /// list keeps its closest links.
-    fn link_back(&self, nodes: &Nodes, neighbour: u32, node: u32, distance: f32, layer: usize) {
+    /// list keeps its closest links (and `node` too when `must_keep`).
+    fn link_back(
+        &self,
+        nodes: &Nodes,
+        neighbour: u32,
+        node: u32,
+        distance: f32,
+        layer: usize,
+        must_keep: bool,
+    ) {
         let capacity = self.capacity(layer);
         Self::change_list(nodes, neighbour, layer, |list| {
             if list.contains(&node) {
@@ -686,6 +771,8 @@ impl Graph {
                     &[Candidate { distance, node }],
                     list,
                     capacity,
+                    layer,
+                    must_keep.then_some(node),
                 );
             }
             true
