@@ -47,24 +47,6 @@ pub const SHORTLIST_PER_K: usize = 4;
 /// ...and at least this many.
 pub const SHORTLIST_MIN: usize = 64;
 
-/// A distance ordered totally (for a heap).
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct OrderedDistance(f32);
-
-impl Eq for OrderedDistance {}
-
-impl PartialOrd for OrderedDistance {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for OrderedDistance {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
-    }
-}
-
 /// Dot segments accept points up to this multiple of their first point's
 /// norm. A tight bound keeps the MIPS reduction's extra component small, which
 /// keeps the graph navigable; points beyond it start a new segment.
@@ -413,7 +395,8 @@ impl ShardIndex {
         let coded = quantized::CodedQuery::new(query);
         let kernels = distance::kernels::active();
         let distance = segment::walk_distance(self.metric);
-        let mut best: std::collections::BinaryHeap<(OrderedDistance, usize)> =
+        // Farthest on top; `node` is the position in `located`.
+        let mut best: std::collections::BinaryHeap<walk::Candidate> =
             std::collections::BinaryHeap::with_capacity(shortlist + 1);
         for (i, &(_, position, offset)) in located.iter().enumerate() {
             if let Some(&(_, p, o)) = located.get(i + AHEAD) {
@@ -422,13 +405,19 @@ impl ShardIndex {
             let d =
                 self.segments[position].coded_distance(distance, kernels, coded.codes(), offset);
             if best.len() < shortlist {
-                best.push((OrderedDistance(d), i));
-            } else if best.peek().is_some_and(|(worst, _)| d < worst.0) {
+                best.push(walk::Candidate {
+                    distance: d,
+                    node: i as u32,
+                });
+            } else if best.peek().is_some_and(|worst| d < worst.distance) {
                 best.pop();
-                best.push((OrderedDistance(d), i));
+                best.push(walk::Candidate {
+                    distance: d,
+                    node: i as u32,
+                });
             }
         }
-        best.into_iter().map(|(_, i)| located[i]).collect()
+        best.into_iter().map(|c| located[c.node as usize]).collect()
     }
 
     /// Exact top-k over every live point (the recall baseline).

@@ -68,10 +68,6 @@ fn encode_into(vector: &[f32], out: &mut [i8]) -> f32 {
     step
 }
 
-fn squared_norm(vector: &[f32]) -> f32 {
-    vector.iter().map(|x| x * x).sum()
-}
-
 /// The walk distance (lower is closer) between two coded rows, in the order
 /// `distance` names: the negated dot product, or the squared l2 distance
 /// from the norms and the dot product.
@@ -129,7 +125,7 @@ impl CodedQuery {
         Self {
             codes,
             step,
-            squared_norm: squared_norm(vector),
+            squared_norm: crate::distance::dot(vector, vector),
         }
     }
 
@@ -203,7 +199,8 @@ impl CodeStore {
         self.codes.resize(start + self.dimension, 0);
         let n = vector.len().min(self.dimension);
         let step = encode_into(&vector[..n], &mut self.codes[start..start + n]);
-        self.scales.push((step, squared_norm(&vector[..n])));
+        self.scales
+            .push((step, crate::distance::dot(&vector[..n], &vector[..n])));
         self.rows += 1;
     }
 
@@ -214,7 +211,7 @@ impl CodeStore {
         if self.coded && row < self.rows && vector.len() == self.dimension {
             let start = row * self.dimension;
             let step = encode_into(vector, &mut self.codes[start..start + self.dimension]);
-            self.scales[row] = (step, squared_norm(vector));
+            self.scales[row] = (step, crate::distance::dot(vector, vector));
         }
     }
 

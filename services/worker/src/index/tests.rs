@@ -44,6 +44,21 @@ fn build(metric: Metric, vectors: &[Vec<f32>]) -> ShardIndex {
     index
 }
 
+/// An l2 index whose first `built` vectors are in the graph and the rest
+/// only appended (stored, waiting for the builder).
+fn built_then_appended(vectors: &[Vec<f32>], built: usize) -> ShardIndex {
+    let mut index = build(Metric::L2, &vectors[..built]);
+    index.append_upserts(
+        vectors
+            .iter()
+            .enumerate()
+            .skip(built)
+            .map(|(key, v)| (key as u64, v.clone()))
+            .collect(),
+    );
+    index
+}
+
 /// Mean recall@k of the index against exact search over `queries`.
 fn recall(
     index: &ShardIndex,
@@ -557,15 +572,7 @@ fn a_copy_taken_during_inserts_covers_only_its_prefix() {
 #[test]
 fn appended_points_are_searchable_at_once_and_built_later_without_changing_answers() {
     let vectors = random_vectors(3_000, 24, 61);
-    let mut index = build(Metric::L2, &vectors[..1_000]);
-    index.append_upserts(
-        vectors
-            .iter()
-            .enumerate()
-            .skip(1_000)
-            .map(|(key, v)| (key as u64, v.clone()))
-            .collect(),
-    );
+    let mut index = built_then_appended(&vectors, 1_000);
     assert_eq!(index.unbuilt(), 2_000);
     assert_eq!(index.len(), 3_000);
     // Found before any build: the exact scan covers them.
@@ -648,15 +655,7 @@ fn a_copy_never_covers_points_not_yet_built() {
 fn every_node_but_the_entry_has_a_way_in_on_layer_0() {
     for seed in 0..30u64 {
         let vectors = random_vectors(3_000, 24, 61 + seed * 1000);
-        let mut index = build(Metric::L2, &vectors[..1_000]);
-        index.append_upserts(
-            vectors
-                .iter()
-                .enumerate()
-                .skip(1_000)
-                .map(|(key, v)| (key as u64, v.clone()))
-                .collect(),
-        );
+        let mut index = built_then_appended(&vectors, 1_000);
         for chunk in [1_500, 10_000] {
             let (position, build) = index.build_plan(chunk).expect("points to build");
             assert!(index.install_built(position, build.run()));
